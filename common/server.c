@@ -1,0 +1,236 @@
+/*
+ * server.c - listeners, accept loop and signals shared by the daemons
+ * (see server.h).  Never reads from a client: the protocol does.
+ */
+#include "server.h"
+#include "buf.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+server_args(int argc, char **argv, const char *usage, const char **conf_r,
+    int *debug_r)
+{
+	int ch;
+
+	*conf_r = NULL;
+	*debug_r = 0;
+	while ((ch = getopt(argc, argv, "c:dh")) != -1) {
+		switch (ch) {
+		case 'c':
+			*conf_r = optarg;
+			break;
+		case 'd':
+			*debug_r = 1;
+			break;
+		default:
+			fprintf(stderr, "usage: %s\n", usage);
+			exit(ch == 'h' ? 0 : 2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: %s\n", usage);
+		exit(2);
+	}
+}
+
+static int
+bind_one(const struct listen_spec *sp, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int fd, on = 1, r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", sp->port);
+	r = getaddrinfo(sp->host, port, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "listen %s:%u: not a numeric address (%s)",
+		    sp->host, sp->port, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "listen %s:%u (%s): %s%s", sp->host,
+		    sp->port, listen_kind_name(sp->kind), strerror(errno),
+		    errno == EACCES ? " (ports below 1024 need root)" : "");
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int
+server_bind(struct server *s, const struct listen_set *set, char *err,
+    size_t errlen)
+{
+	int i;
+
+	s->ls = calloc((size_t)set->n ? (size_t)set->n : 1, sizeof(*s->ls));
+	if (s->ls == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < set->n; i++) {
+		int fd = bind_one(&set->l[i], err, errlen);
+
+		if (fd < 0)
+			return -1;
+		s->ls[i].fd = fd;
+		s->ls[i].spec = set->l[i];
+		s->ls[i].srv = s;
+		s->nls++;
+	}
+	return 0;
+}
+
+static void
+server_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = w->data;
+	struct server *s = l->srv;
+	int i;
+
+	(void)revents;
+	/* Bounded batch so one busy listener cannot starve the loop. */
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd, on = 1;
+
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				int j;
+
+				log_error("accept: %s; pausing accepts for 1s",
+				    strerror(errno));
+				for (j = 0; j < s->nls; j++)
+					ev_io_stop(loop, &s->ls[j].w);
+				ev_timer_set(&s->retry, 1., 0.);
+				ev_timer_start(loop, &s->retry);
+			}
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		s->on_accept(s, l, fd, (struct sockaddr *)&ss, sl);
+	}
+}
+
+static void
+server_on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	int j;
+
+	(void)revents;
+	if (s->stopping)
+		return;
+	for (j = 0; j < s->nls; j++)
+		ev_io_start(loop, &s->ls[j].w);
+}
+
+static void
+server_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (s->stopping)
+		return;
+	log_info("signal %d: stopping (no new connections)", w->signum);
+	s->stopping = 1;
+	server_close_listeners(s);
+	ev_ref(s->loop);
+	ev_ref(s->loop);
+	ev_signal_stop(s->loop, &s->sig_term);
+	ev_signal_stop(s->loop, &s->sig_int);
+	if (s->on_stop != NULL)
+		s->on_stop(s);
+}
+
+int
+server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip)
+{
+	int i;
+
+	s->loop = loop;
+	s->ipl = iplimit_new(max_per_ip);
+	if (s->ipl == NULL)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	ev_timer_init(&s->retry, server_on_retry, 1., 0.);
+	s->retry.data = s;
+	for (i = 0; i < s->nls; i++) {
+		ev_io_init(&s->ls[i].w, server_on_accept, s->ls[i].fd, EV_READ);
+		s->ls[i].w.data = &s->ls[i];
+		ev_io_start(loop, &s->ls[i].w);
+	}
+	ev_signal_init(&s->sig_term, server_on_signal, SIGTERM);
+	ev_signal_init(&s->sig_int, server_on_signal, SIGINT);
+	s->sig_term.data = s->sig_int.data = s;
+	ev_signal_start(loop, &s->sig_term);
+	ev_signal_start(loop, &s->sig_int);
+	/* Signals alone must not keep the loop running after a stop. */
+	ev_unref(loop);
+	ev_unref(loop);
+	return 0;
+}
+
+void
+server_close_listeners(struct server *s)
+{
+	int i;
+
+	ev_timer_stop(s->loop, &s->retry);
+	for (i = 0; i < s->nls; i++) {
+		if (s->ls[i].fd < 0)
+			continue;
+		ev_io_stop(s->loop, &s->ls[i].w);
+		close(s->ls[i].fd);
+		s->ls[i].fd = -1;
+	}
+}
+
+void
+server_free(struct server *s)
+{
+	if (s->loop != NULL && !s->stopping) {
+		ev_ref(s->loop);
+		ev_ref(s->loop);
+		ev_signal_stop(s->loop, &s->sig_term);
+		ev_signal_stop(s->loop, &s->sig_int);
+	}
+	free(s->ls);
+	s->ls = NULL;
+	iplimit_free(&s->ipl);
+}

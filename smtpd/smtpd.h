@@ -1,0 +1,128 @@
+/*
+ * smtpd.h - the SMTP daemon's own types: the daemon context, a session
+ * (one connection), and a transaction (one MAIL ... end of DATA, freed by
+ * RSET, HELO/EHLO or the end of DATA).  Private to smtpd/.
+ */
+#ifndef BUZON_SMTPD_H
+#define BUZON_SMTPD_H
+
+#include <stdint.h>
+
+#include "../common/addr.h"
+#include "../common/buf.h"
+#include "../common/config.h"
+#include "../common/conn.h"
+#include "../common/db.h"
+#include "../common/pool.h"
+#include "../common/server.h"
+#include "../store/spool.h"
+#include "smtp_parse.h"
+
+#define SMTP_LINE_MAX 2048		/* command line, without CRLF */
+#define SMTP_MAX_ERRORS 20		/* then 421 and close */
+#define SMTP_TIMEOUT 300.		/* RFC 5321 4.5.3.2: 5 minutes */
+#define SMTP_DATA_TIMEOUT 600.		/* 10 minutes between data blocks */
+#define SMTP_SPOOL_MEM (256 * 1024)	/* bigger bodies go to a temp file */
+
+struct smtp_session;
+
+struct smtpd {
+	struct config cfg;
+	struct db *db;
+	SSL_CTX *tls;
+	struct pool *pool;
+	struct server srv;
+	struct ev_loop *loop;
+	struct smtp_session *sessions;	/* all live sessions */
+	unsigned nsessions;
+	int stopping;
+	ev_timer stop_timer;
+	unsigned long msg_seq;
+	char spool_dir[CONFIG_STR_MAX + 16];
+};
+
+enum smtp_state {
+	SMTP_ST_INIT,		/* before HELO/EHLO */
+	SMTP_ST_HELO,		/* greeted, no transaction */
+	SMTP_ST_MAIL,		/* MAIL accepted */
+	SMTP_ST_RCPT,		/* at least one RCPT accepted */
+	SMTP_ST_DATA,		/* reading message data */
+	SMTP_ST_BUSY,		/* delivering: input paused */
+	SMTP_ST_QUIT,		/* closing */
+};
+
+struct smtp_mailbox {
+	char address[ADDR_MAX];
+	char dir[CONFIG_STR_MAX + ADDR_MAX];
+	uint64_t quota_bytes;
+	/* result, set by the delivery job */
+	int over_quota;
+	int failed;
+	char file[256];
+};
+
+struct smtp_external {
+	char address[ADDR_MAX];
+	char orcpt[ADDR_MAX];
+};
+
+struct smtp_tx {
+	char id[16];
+	struct smtp_mail_args mail;
+	char sender[ADDR_MAX];
+	char first_rcpt[ADDR_MAX];	/* for "Received: ... for <x>" */
+	unsigned nrcpt;			/* accepted RCPT commands */
+	struct smtp_mailbox *mbox;
+	size_t nmbox, mbox_cap;
+	struct smtp_external *ext;
+	size_t n_ext, ext_cap;
+	struct spool body;
+	struct smtp_data_scanner sc;
+	int overflow;			/* body over max_message_size */
+	int spool_error;		/* could not store the body */
+	struct buf received;		/* our Received: header */
+	/* delivery job result */
+	int queue_failed;
+	char queue_id[64];
+};
+
+struct smtp_session {
+	struct smtpd *d;
+	struct conn *c;
+	enum listen_kind kind;
+	enum smtp_state state;
+	char helo[256];
+	int esmtp;
+	struct smtp_tx *tx;
+	struct buf line;
+	unsigned errors;
+	unsigned ntx;
+	struct pool_job job;
+	int job_running;
+	int gone;			/* conn closed while the job ran */
+	struct smtp_session *prev, *next;
+};
+
+/* smtp_session.c */
+void smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
+    const struct sockaddr *peer, socklen_t peerlen);
+void smtp_reply(struct smtp_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void smtp_enter_state(struct smtp_session *s, enum smtp_state st);
+void smtp_tx_free(struct smtp_tx **txp);
+struct smtp_tx *smtp_tx_new(struct smtp_session *s);
+void smtp_session_shutdown_all(struct smtpd *d);
+void smtp_session_error(struct smtp_session *s);
+
+/* smtp_commands.c */
+void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
+
+/* smtp_rcpt.c */
+void smtp_cmd_rcpt_resolve(struct smtp_session *s, const struct mailaddr *to,
+    const char *shown);
+
+/* smtp_deliver.c */
+void smtp_data_finished(struct smtp_session *s);
+int smtp_build_received(struct smtp_session *s, struct buf *out);
+
+#endif
