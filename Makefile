@@ -19,9 +19,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 EV_LIBS := -lev
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
            -Wvla -fno-strict-aliasing -D_GNU_SOURCE -pthread $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS += -pthread $(EXTRA_LDFLAGS)
+override LDFLAGS += -pthread $(EXTRA_LDFLAGS)
 LIBS    := $(PKG_LIBS) $(EV_LIBS)
 
 COMMON_SRC := $(wildcard common/*.c) $(wildcard store/*.c)
@@ -75,7 +75,9 @@ unit: $(UNIT_BINS)
 integration: all
 	BUZON_BIN=$(abspath $(BINDIR)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test: all unit integration
+test: all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
 
 # AddressSanitizer + UBSan: a separate tree so the normal build is untouched.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

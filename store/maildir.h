@@ -31,7 +31,9 @@ int maildir_ensure(const char *userdir);
 /*
  * Create Maildir++ folder ".NAME" under userdir (NAME already in modified
  * UTF-7, '.' separated) with cur/new/tmp and a maildirfolder file.
- * Refuses names with '/', empty components, or leading '.'.  0 or -1.
+ * Refuses (EINVAL) names with '/', empty components (so "..", a leading
+ * or trailing '.'), or control bytes.  Creates userdir's own Maildir if
+ * missing.  Like mkdir -p, an existing folder is not an error.  0 or -1.
  */
 int maildir_create_folder(const char *userdir, const char *name);
 
@@ -40,7 +42,10 @@ int maildir_create_folder(const char *userdir, const char *name);
  * whose cur/new/tmp live in dir (INBOX: the user dir; a folder:
  * userdir/.Junk).  Creates the Maildir if missing.  On success writes the
  * new file's base name to name_out and its size to *size_out; returns 0.
- * On failure returns -1 with errno set and nothing left in new/.
+ * On failure returns -1 with errno set and nothing left in new/ or tmp/.
+ * body may be NULL (prefix only); name_out and size_out may be NULL.  A
+ * name_out too small for the name fails (ENAMETOOLONG) before writing.
+ * Thread-safe.
  */
 int maildir_deliver(const char *dir, const char *prefix, size_t prefix_len,
     const struct spool *body, char *name_out, size_t name_outsz,

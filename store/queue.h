@@ -61,7 +61,10 @@ struct queue_env {
 /*
  * Write a new queue entry: prefix (header lines) + body, and an envelope
  * with the given sender and recipients (status pending).  Creates
- * queue_dir if needed.  Writes the new id to id_out.  0 or -1 errno.
+ * queue_dir if needed.  Writes the new id to id_out.  0 or -1 errno
+ * (EINVAL: an address with a control byte, no or too many recipients;
+ * ERANGE: id_out too small; nothing is left on disk after a failure).
+ * body may be NULL.
  */
 int queue_write(const char *queue_dir, const char *sender,
     const struct queue_rcpt *rcpts, size_t nrcpts, const char *prefix,
@@ -90,10 +93,14 @@ int queue_id_valid(const char *id);
 int queue_env_read(const char *queue_dir, const char *id,
     struct queue_env *env);
 
-/* Rewrite ID.env durably (temp + fsync + rename + dir fsync).  0 or -1. */
+/*
+ * Rewrite ID.env durably (temp + fsync + rename + dir fsync).  0 or -1.
+ * One writer per id at a time (the queue runner that owns the entry).
+ */
 int queue_env_write(const char *queue_dir, const struct queue_env *env);
 
-/* Remove an entry (.env first, then .msg).  0 or -1. */
+/* Remove an entry (.env first, then .msg, then dir fsync).  0, or -1
+ * (ENOENT when neither file existed). */
 int queue_remove(const char *queue_dir, const char *id);
 
 #endif
