@@ -6,6 +6,7 @@
 #include "buf.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int
 is_atext(unsigned char c)
@@ -40,19 +41,23 @@ addr_domain_valid(const char *d, size_t len, int utf8)
 
 	if (len == 0 || len > ADDR_DOMAIN_MAX)
 		return 0;
-	/* address literal [1.2.3.4] / [IPv6:...] */
+	/* address literal [1.2.3.4] / [IPv6:...] (RFC 5321 4.1.3) */
 	if (d[0] == '[') {
-		if (d[len - 1] != ']' || len < 3)
+		size_t start = 1;
+
+		if (len < 3 || d[len - 1] != ']')
 			return 0;
-		for (i = 1; i < len - 1; i++) {
+		if (len > 6 && strncasecmp(d + 1, "IPv6:", 5) == 0)
+			start = 6;
+		for (i = start; i < len - 1; i++) {
 			unsigned char c = (unsigned char)d[i];
 
-			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			    (c >= 'A' && c <= 'F') || c == '.' || c == ':' ||
-			    (c >= 'I' && c <= 'v')))
+			if (!((c >= '0' && c <= '9') || c == '.' ||
+			    (start == 6 && (c == ':' || (c >= 'a' && c <= 'f') ||
+			    (c >= 'A' && c <= 'F')))))
 				return 0;
 		}
-		return 1;
+		return i > start;
 	}
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)d[i];
@@ -100,6 +105,10 @@ parse_local(const char *p, size_t len, int utf8, char *out, size_t *used,
 			c = (unsigned char)p[i];
 			if (c == '"') {
 				i++;
+				if (o == 0) {
+					*why = "empty local part";
+					return -1;
+				}
 				break;
 			}
 			if (c == '\\') {
@@ -175,9 +184,23 @@ addr_parse_path(const char *p, size_t len, int flags, struct mailaddr *out,
 		const char *colon = memchr(p + i, ':', len - i);
 		const char *gt = memchr(p + i, '>', len - i);
 
+		const char *hop;
+
 		if (colon == NULL || (gt != NULL && gt < colon)) {
 			*why = "bad source route";
 			return -1;
+		}
+		/* "@dom1,@dom2:" -- every hop a valid domain */
+		for (hop = p + i; hop < colon;) {
+			const char *comma = memchr(hop, ',', (size_t)(colon - hop));
+			const char *he = comma ? comma : colon;
+
+			if (*hop != '@' || !addr_domain_valid(hop + 1,
+			    (size_t)(he - hop - 1), utf8)) {
+				*why = "bad source route";
+				return -1;
+			}
+			hop = comma ? comma + 1 : colon;
 		}
 		i = (size_t)(colon - p) + 1;
 	}
@@ -200,6 +223,18 @@ addr_parse_path(const char *p, size_t len, int flags, struct mailaddr *out,
 		if (ol + seg > ADDR_LOCAL_MAX) {
 			*why = "local part longer than 64 octets";
 			return -1;
+		}
+		if (seg < 2) {
+			*why = "empty label in local part";
+			return -1;
+		}
+		for (size_t j = 1; j < seg; j++) {
+			unsigned char c = (unsigned char)p[i + j];
+
+			if (!is_atext(c) && c != '.' && !(utf8 && c >= 0x80)) {
+				*why = "invalid character in local part";
+				return -1;
+			}
 		}
 		memcpy(out->local + ol, p + i, seg);
 		out->local[ol + seg] = '\0';

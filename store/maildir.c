@@ -12,6 +12,7 @@
 #define _GNU_SOURCE	/* also when CFLAGS is overridden on the make line */
 #endif
 #include "maildir.h"
+#include "dirsync.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -299,7 +300,7 @@ maildir_deliver(const char *dir, const char *prefix, size_t prefix_len,
 		if (next_name(name, sizeof(name), outsz, size, vsize) < 0)
 			goto fail_tmp;
 	}
-	if (durable_fsync_dir(newdir) < 0) {
+	if (dirsync_fsync(newdir) < 0) {
 		/* Not durable, so not delivered: take it back out of new/. */
 		durable_unlink_quiet(newpath);
 		return -1;
