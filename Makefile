@@ -101,7 +101,7 @@ FUZZ_SECONDS ?= 20
 fuzz-smoke: fuzz
 	@set -e; for f in build-fuzz/fuzz/*; do echo "== $$f ($(FUZZ_SECONDS)s)"; \
 	    c=tests/fuzz/corpus/$$(basename $$f); mkdir -p build-fuzz/corpus-$$(basename $$f); \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -print_final_stats=0 \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -print_final_stats=0 -artifact_prefix=build-fuzz/ \
 	      build-fuzz/corpus-$$(basename $$f) $$( [ -d $$c ] && echo $$c ) 2>&1 | tail -n 3; done
 
 run: all
