@@ -31,6 +31,9 @@ LIBBUZON   := $(BUILD)/libbuzon.a
 # Each program directory with a main.c becomes bin/NAME; its other files
 # go into an archive the unit tests can link against.
 PROGS := $(foreach d,smtpd imapd pop3d admin,$(if $(wildcard $(d)/main.c),$(d)))
+# Directories with sources (a daemon's modules can be unit-tested before
+# its main.c exists; only directories with main.c become programs).
+LIBDIRS := $(foreach d,smtpd imapd pop3d admin,$(if $(wildcard $(d)/*.c),$(d)))
 progname = $(if $(filter admin,$(1)),mailadm,$(1))
 BINS := $(foreach p,$(PROGS),$(BINDIR)/$(call progname,$(p)))
 
@@ -50,19 +53,22 @@ $(LIBBUZON): $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-define prog_rules
+define lib_rules
 $(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
 $(1)_OBJ := $$($(1)_SRC:%.c=$(BUILD)/%.o)
 $(BUILD)/lib$(1).a: $$($(1)_OBJ)
 	@rm -f $$@
-	ar rcs $$@ $$^ $(if $$($(1)_OBJ),,)
+	ar rcs $$@ $$^
+endef
+define prog_rules
 $(BINDIR)/$(call progname,$(1)): $(BUILD)/$(1)/main.o $(BUILD)/lib$(1).a $(LIBBUZON)
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS)
 endef
+$(foreach p,$(LIBDIRS),$(eval $(call lib_rules,$(p))))
 $(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
 
-PROG_LIBS := $(foreach p,$(PROGS),$(BUILD)/lib$(p).a)
+PROG_LIBS := $(foreach p,$(LIBDIRS),$(BUILD)/lib$(p).a)
 
 $(BUILD)/tests/%: tests/unit/%.c $(PROG_LIBS) $(LIBBUZON)
 	@mkdir -p $(dir $@)
@@ -89,12 +95,12 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
 	$(MAKE) CC=clang BUILD=build-fuzz BINDIR=build-fuzz/bin \
 	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-	    build-fuzz/libbuzon.a $(foreach p,$(PROGS),build-fuzz/lib$(p).a)
+	    build-fuzz/libbuzon.a $(foreach p,$(LIBDIRS),build-fuzz/lib$(p).a)
 	@mkdir -p build-fuzz/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	    echo "clang $$f -> build-fuzz/fuzz/$$n"; \
 	    clang -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
-	      -o build-fuzz/fuzz/$$n $$f $(foreach p,$(PROGS),build-fuzz/lib$(p).a) \
+	      -o build-fuzz/fuzz/$$n $$f $(foreach p,$(LIBDIRS),build-fuzz/lib$(p).a) \
 	      build-fuzz/libbuzon.a $(LIBS) -pthread; done
 
 FUZZ_SECONDS ?= 20
