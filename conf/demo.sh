@@ -5,7 +5,8 @@
 set -eu
 
 ROOT=$(pwd)
-RUN="$ROOT/run"
+BIN="${BUZON_BIN:-$ROOT/bin}"
+RUN="${BUZON_DEMO_DIR:-$ROOT/run}"
 SMTP_PORT=${BUZON_DEMO_SMTP_PORT:-2525}
 SUB_PORT=${BUZON_DEMO_SUBMISSION_PORT:-2587}
 IMAP_PORT=${BUZON_DEMO_IMAP_PORT:-1143}
@@ -16,7 +17,7 @@ DOMAIN=example.test
 USER=demo@$DOMAIN
 PASSWORD=demo-password
 CONF="$RUN/buzon.conf"
-MAILADM="$ROOT/bin/mailadm -c $CONF"
+MAILADM="$BIN/mailadm -c $CONF"
 
 mkdir -p "$RUN"
 if [ ! -f "$CONF" ]; then
@@ -65,8 +66,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 for d in imapd pop3d; do
-	if [ -x "$ROOT/bin/$d" ]; then
-		"$ROOT/bin/$d" -c "$CONF" 2>>"$RUN/$d.log" &
+	if [ -x "$BIN/$d" ]; then
+		"$BIN/$d" -c "$CONF" 2>>"$RUN/$d.log" &
 		PIDS="$PIDS $!"
 	fi
 done
@@ -86,7 +87,7 @@ Buzón demo is running in $RUN (logs: $RUN/*.log, mail: $RUN/mail/$DOMAIN/demo/)
     mutt -f $RUN/mail/$DOMAIN/demo/
 
 MSG
-if [ -x "$ROOT/bin/imapd" ]; then
+if [ -x "$BIN/imapd" ]; then
 	cat <<MSG
   Thunderbird: IMAP server 127.0.0.1 port $IMAPS_PORT (SSL/TLS) or $IMAP_PORT (STARTTLS),
   user name $USER, normal password; accept the self-signed certificate.
@@ -96,6 +97,6 @@ MSG
 fi
 echo "  Ctrl-C stops the demo."
 echo
-"$ROOT/bin/smtpd" -c "$CONF" 2>>"$RUN/smtpd.log" &
+"$BIN/smtpd" -c "$CONF" 2>>"$RUN/smtpd.log" &
 PIDS="$PIDS $!"
 wait

@@ -1,0 +1,275 @@
+/*
+ * dirwatch.c - see dirwatch.h.  Never blocks: the inotify fd is
+ * non-blocking and read only when libev says it is readable.  A watch
+ * removed while its events are being dispatched is only marked; it is
+ * freed after the dispatch loop, so a callback may unsubscribe itself or
+ * others.
+ */
+#include "dirwatch.h"
+#include "buf.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#define DW_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+    IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+struct dirwatch_sub {
+	struct dw_watch *w;
+	dirwatch_cb cb;
+	void *arg;
+	int dead;
+	int pending;		/* fire on this dispatch */
+	struct dirwatch_sub *next;
+};
+
+struct dw_watch {
+	int wd;
+	char *dir;
+	struct dirwatch *dw;
+	struct dirwatch_sub *subs;
+	unsigned nsubs;
+	struct dw_watch *next;
+};
+
+struct dirwatch {
+	struct ev_loop *loop;
+	int fd;
+	ev_io io;
+	struct dw_watch *watches;
+	unsigned nwatches;
+	int dispatching;
+	int garbage;		/* dead subs to collect after dispatch */
+};
+
+static void dw_on_read(struct ev_loop *loop, ev_io *w, int revents);
+
+struct dirwatch *
+dirwatch_new(struct ev_loop *loop)
+{
+	struct dirwatch *dw = calloc(1, sizeof(*dw));
+
+	if (dw == NULL)
+		return NULL;
+	dw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (dw->fd < 0) {
+		int e = errno;
+
+		free(dw);
+		errno = e;
+		return NULL;
+	}
+	dw->loop = loop;
+	ev_io_init(&dw->io, dw_on_read, dw->fd, EV_READ);
+	dw->io.data = dw;
+	ev_io_start(loop, &dw->io);
+	ev_unref(loop);		/* watching alone does not keep a daemon up */
+	return dw;
+}
+
+static void
+dw_watch_free(struct dirwatch *dw, struct dw_watch *w, int rm_kernel)
+{
+	struct dw_watch **pp;
+
+	for (pp = &dw->watches; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	if (rm_kernel && w->wd >= 0)
+		inotify_rm_watch(dw->fd, w->wd);
+	dw->nwatches--;
+	free(w->dir);
+	free(w);
+}
+
+void
+dirwatch_free(struct dirwatch **dwp)
+{
+	struct dirwatch *dw = *dwp;
+
+	if (dw == NULL)
+		return;
+	while (dw->watches != NULL) {
+		struct dw_watch *w = dw->watches;
+
+		while (w->subs != NULL) {
+			struct dirwatch_sub *s = w->subs;
+
+			w->subs = s->next;
+			free(s);
+		}
+		dw_watch_free(dw, w, 1);
+	}
+	ev_ref(dw->loop);
+	ev_io_stop(dw->loop, &dw->io);
+	close(dw->fd);
+	free(dw);
+	*dwp = NULL;
+}
+
+struct dirwatch_sub *
+dirwatch_add(struct dirwatch *dw, const char *dir, dirwatch_cb cb, void *arg)
+{
+	struct dirwatch_sub *s;
+	struct dw_watch *w;
+	int wd;
+
+	wd = inotify_add_watch(dw->fd, dir, DW_MASK);
+	if (wd < 0)
+		return NULL;
+	/* The kernel returns the same wd for the same inode. */
+	for (w = dw->watches; w != NULL; w = w->next)
+		if (w->wd == wd)
+			break;
+	if (w == NULL) {
+		w = calloc(1, sizeof(*w));
+		if (w == NULL || (w->dir = strdup(dir)) == NULL) {
+			free(w);
+			inotify_rm_watch(dw->fd, wd);
+			errno = ENOMEM;
+			return NULL;
+		}
+		w->wd = wd;
+		w->dw = dw;
+		w->next = dw->watches;
+		dw->watches = w;
+		dw->nwatches++;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		if (w->nsubs == 0)
+			dw_watch_free(dw, w, 1);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->w = w;
+	s->cb = cb;
+	s->arg = arg;
+	s->next = w->subs;
+	w->subs = s;
+	w->nsubs++;
+	return s;
+}
+
+/* Free dead subscriptions, and watches nobody uses any more. */
+static void
+dw_collect(struct dirwatch *dw)
+{
+	struct dw_watch *w, *wnext;
+
+	for (w = dw->watches; w != NULL; w = wnext) {
+		struct dirwatch_sub **pp = &w->subs;
+
+		wnext = w->next;
+		while (*pp != NULL) {
+			struct dirwatch_sub *s = *pp;
+
+			if (s->dead) {
+				*pp = s->next;
+				free(s);
+			} else {
+				pp = &s->next;
+			}
+		}
+		if (w->nsubs == 0)
+			dw_watch_free(dw, w, w->wd >= 0);
+	}
+	dw->garbage = 0;
+}
+
+void
+dirwatch_remove(struct dirwatch_sub **subp)
+{
+	struct dirwatch_sub *s = *subp;
+	struct dirwatch *dw;
+
+	if (s == NULL)
+		return;
+	*subp = NULL;
+	dw = s->w->dw;
+	s->dead = 1;
+	s->w->nsubs--;
+	dw->garbage = 1;
+	if (!dw->dispatching)
+		dw_collect(dw);
+}
+
+unsigned
+dirwatch_nwatches(const struct dirwatch *dw)
+{
+	return dw->nwatches;
+}
+
+static void
+dw_mark(struct dirwatch *dw, int wd, uint32_t mask)
+{
+	struct dw_watch *w;
+	struct dirwatch_sub *s;
+
+	for (w = dw->watches; w != NULL; w = w->next)
+		if (w->wd == wd)
+			break;
+	if (w == NULL)
+		return;
+	for (s = w->subs; s != NULL; s = s->next)
+		s->pending = 1;
+	if (mask & IN_IGNORED)
+		w->wd = -1;	/* directory gone; the kernel dropped the watch */
+}
+
+static void
+dw_on_read(struct ev_loop *loop, ev_io *iow, int revents)
+{
+	struct dirwatch *dw = iow->data;
+	char evbuf[16 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct dw_watch *w;
+	int rounds;
+
+	(void)loop;
+	(void)revents;
+	/* Bounded: a flood of events cannot keep us here forever. */
+	for (rounds = 0; rounds < 64; rounds++) {
+		ssize_t n = read(dw->fd, evbuf, sizeof(evbuf));
+		char *p;
+
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				log_error("inotify read: %s", strerror(errno));
+			break;
+		}
+		for (p = evbuf; p < evbuf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW) {
+				/* Lost events: tell everybody to rescan. */
+				for (w = dw->watches; w != NULL; w = w->next)
+					dw_mark(dw, w->wd, 0);
+			} else {
+				dw_mark(dw, ev->wd, ev->mask);
+			}
+			p += sizeof(struct inotify_event) + ev->len;
+		}
+	}
+	dw->dispatching = 1;
+	for (w = dw->watches; w != NULL; w = w->next) {
+		struct dirwatch_sub *s;
+
+		for (s = w->subs; s != NULL; s = s->next) {
+			if (!s->pending || s->dead)
+				continue;
+			s->pending = 0;
+			s->cb(s, s->arg);
+		}
+	}
+	dw->dispatching = 0;
+	if (dw->garbage)
+		dw_collect(dw);
+}

@@ -1,0 +1,36 @@
+/*
+ * dirwatch.h - inotify on the event loop: "tell me when something in
+ * this directory changes".  One inotify descriptor per process; sessions
+ * watching the same directory share one kernel watch (reference counted),
+ * so 10,000 IDLE sessions on 10,000 mailboxes cost 10,000 watches, and
+ * 50 sessions on one mailbox cost one.  Events are coalesced: a burst of
+ * changes in one loop turn gives each subscriber one callback.
+ */
+#ifndef BUZON_DIRWATCH_H
+#define BUZON_DIRWATCH_H
+
+#include <ev.h>
+
+struct dirwatch;
+struct dirwatch_sub;
+
+typedef void (*dirwatch_cb)(struct dirwatch_sub *sub, void *arg);
+
+/* NULL with errno when inotify is not available. */
+struct dirwatch *dirwatch_new(struct ev_loop *loop);
+void dirwatch_free(struct dirwatch **dwp);
+
+/*
+ * Subscribe to changes (create, delete, rename in or out, attribute
+ * change) of the entries of dir.  NULL with errno on failure (e.g. the
+ * directory does not exist, or the inotify watch limit is reached).
+ */
+struct dirwatch_sub *dirwatch_add(struct dirwatch *dw, const char *dir,
+    dirwatch_cb cb, void *arg);
+/* Safe to call from inside the subscriber's own callback. */
+void dirwatch_remove(struct dirwatch_sub **subp);
+
+/* Number of kernel watches in use (for tests and the benchmark). */
+unsigned dirwatch_nwatches(const struct dirwatch *dw);
+
+#endif
