@@ -5,6 +5,7 @@
  * whether it changed anything, so that a second init can say so.
  */
 #include "adm.h"
+#include "../store/durable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,25 +32,6 @@ adm_dirname(const char *path, char *out, size_t outsz)
 	return 0;
 }
 
-/* mkdir one component; 1 created, 0 was a directory already, -1 error. */
-static int
-mkdir_one(const char *p, mode_t mode)
-{
-	struct stat st;
-
-	if (mkdir(p, mode) == 0)
-		return 1;
-	if (errno != EEXIST)
-		return -1;
-	if (stat(p, &st) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		return -1;
-	}
-	return 0;
-}
-
 int
 adm_mkdirs(const char *path, mode_t leaf_mode, int *created_r, char *err,
     size_t errlen)
@@ -70,7 +52,7 @@ adm_mkdirs(const char *path, mode_t leaf_mode, int *created_r, char *err,
 		if (p[i] != '/' || p[i - 1] == '/')
 			continue;
 		p[i] = '\0';
-		r = mkdir_one(p, 0755);
+		r = durable_mkdir_one(p, 0755);
 		p[i] = '/';
 		if (r < 0) {
 			snprintf_checked(err, errlen, "cannot create directory "
@@ -78,7 +60,7 @@ adm_mkdirs(const char *path, mode_t leaf_mode, int *created_r, char *err,
 			return -1;
 		}
 	}
-	r = mkdir_one(p, leaf_mode);
+	r = durable_mkdir_one(p, leaf_mode);
 	if (r < 0) {
 		snprintf_checked(err, errlen, "cannot create directory %s: %s", p,
 		    strerror(errno));

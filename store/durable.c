@@ -42,13 +42,13 @@ durable_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static int
-mkdir_one(const char *path, mode_t mode)
+int
+durable_mkdir_one(const char *path, mode_t mode)
 {
 	struct stat st;
 
 	if (mkdir(path, mode) == 0)
-		return 0;
+		return 1;
 	if (errno != EEXIST)
 		return -1;
 	if (stat(path, &st) < 0)
@@ -81,11 +81,11 @@ durable_mkdir_p(const char *path, mode_t mode)
 		if (tmp[i] != '/' || tmp[i - 1] == '/')
 			continue;
 		tmp[i] = '\0';
-		if (mkdir_one(tmp, mode) < 0)
+		if (durable_mkdir_one(tmp, mode) < 0)
 			return -1;
 		tmp[i] = '/';
 	}
-	return mkdir_one(tmp, mode);
+	return durable_mkdir_one(tmp, mode) < 0 ? -1 : 0;
 }
 
 int

@@ -15,6 +15,9 @@
 /* write(2) until n bytes are out; loops on EINTR and short writes. */
 int durable_write_all(int fd, const void *p, size_t n);
 
+/* mkdir one directory: 1 created, 0 was already a directory, -1 error
+ * (ENOTDIR when something else is in the way). */
+int durable_mkdir_one(const char *path, mode_t mode);
 /* mkdir -p path with mode for every directory it creates. */
 int durable_mkdir_p(const char *path, mode_t mode);
 
