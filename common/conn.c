@@ -61,6 +61,8 @@ conn_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 		strlcpy_checked(c->ip, "unknown", sizeof(c->ip));
 	}
 	getsockname(fd, (struct sockaddr *)&c->local, &ll);
+	if (peerlen <= sizeof(c->peer))
+		memcpy(&c->peer, peer, peerlen);
 	log_new_session_id(c->sid);
 	ev_io_init(&c->rw, conn_on_read, fd, EV_READ);
 	ev_io_init(&c->ww, conn_on_write, fd, EV_WRITE);

@@ -62,6 +62,7 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN];
 	uint16_t port;
 	struct sockaddr_storage local;
+	struct sockaddr_storage peer;	/* for per-network accounting */
 	char sid[13];
 	void *owner;		/* listener bookkeeping (iplimit) */
 	void (*on_free)(struct conn *c);
