@@ -36,7 +36,7 @@ quotable(const char *s, size_t len, int utf8)
 }
 
 int
-imap_append_string(struct buf *b, const char *s, size_t len, int utf8)
+imap_put_string(struct buf *b, const char *s, size_t len, int utf8)
 {
 	size_t i, run;
 
@@ -65,24 +65,24 @@ imap_append_string(struct buf *b, const char *s, size_t len, int utf8)
 }
 
 int
-imap_append_nstring(struct buf *b, const char *s, size_t len, int utf8)
+imap_put_nstring(struct buf *b, const char *s, size_t len, int utf8)
 {
 	if (s == NULL)
 		return buf_append(b, "NIL", 3);
-	return imap_append_string(b, s, len, utf8);
+	return imap_put_string(b, s, len, utf8);
 }
 
 int
-imap_append_astring(struct buf *b, const char *s, size_t len, int utf8)
+imap_put_astring(struct buf *b, const char *s, size_t len, int utf8)
 {
 	size_t i;
 
 	/* "NIL" as an atom would read as NIL: quote it. */
 	if (len == 0 || (len == 3 && strncasecmp(s, "NIL", 3) == 0))
-		return imap_append_string(b, s, len, utf8);
+		return imap_put_string(b, s, len, utf8);
 	for (i = 0; i < len; i++)
 		if (!is_atom_char((unsigned char)s[i]))
-			return imap_append_string(b, s, len, utf8);
+			return imap_put_string(b, s, len, utf8);
 	return buf_append(b, s, len);
 }
 
@@ -91,17 +91,22 @@ imap_capabilities(enum imap_cap_state st)
 {
 	switch (st) {
 	case IMAP_CAP_PLAIN_NO_TLS:
-		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE "
+		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE "
 		    "STARTTLS LOGINDISABLED";
 	case IMAP_CAP_PREAUTH_TLS:
-		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE "
+		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE "
 		    "AUTH=PLAIN AUTH=LOGIN";
 	case IMAP_CAP_AUTH:
 	default:
-		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE "
+		/*
+		 * Only what is implemented.  Still to come (issue 3):
+		 * IMAP4rev2 (needs BINARY, ESEARCH...), ESEARCH,
+		 * COMPRESS=DEFLATE; SEARCH itself is not there yet.
+		 */
+		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE "
 		    "NAMESPACE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
 		    "LIST-EXTENDED LIST-STATUS UIDPLUS MOVE CONDSTORE QRESYNC "
-		    "ESEARCH STATUS=SIZE QUOTA QUOTA=RES-STORAGE APPENDLIMIT "
-		    "COMPRESS=DEFLATE UTF8=ACCEPT";
+		    "STATUS=SIZE QUOTA QUOTA=RES-STORAGE APPENDLIMIT=67108864 "
+		    "UTF8=ACCEPT";
 	}
 }

@@ -17,16 +17,16 @@
  * strings only when utf8 is set: RFC 9051 / UTF8=ACCEPT).
  * 0 or -1 (buffer full).
  */
-int imap_append_string(struct buf *b, const char *s, size_t len, int utf8);
+int imap_put_string(struct buf *b, const char *s, size_t len, int utf8);
 
-/* Like imap_append_string, but NIL for a NULL pointer. */
-int imap_append_nstring(struct buf *b, const char *s, size_t len, int utf8);
+/* Like imap_put_string, but NIL for a NULL pointer. */
+int imap_put_nstring(struct buf *b, const char *s, size_t len, int utf8);
 
 /*
  * An astring: an atom when every byte is an ATOM-CHAR (plus ']'), else a
  * string as above.  Mailbox names in LIST/STATUS responses use this.
  */
-int imap_append_astring(struct buf *b, const char *s, size_t len, int utf8);
+int imap_put_astring(struct buf *b, const char *s, size_t len, int utf8);
 
 enum imap_cap_state {
 	IMAP_CAP_PLAIN_NO_TLS,	/* port 143 before STARTTLS */

@@ -445,7 +445,7 @@ BASE_TOP = [
 BASE_SECTIONS = {
     "smtpd": [("listen", "127.0.0.1:{SMTP} smtp"), ("max_message_size", "1M"),
               ("max_recipients", "100")],
-    "imapd": [("listen", "127.0.0.1:{IMAP} imap")],
+    "imapd": [("listen", "127.0.0.1:{IMAP} imap"), ("listen", "127.0.0.1:{IMAPS} imaps")],
     "pop3d": [("listen", "127.0.0.1:{POP3} pop3")],
     "policy": [("spf", "off"), ("dkim_verify", "off"), ("dmarc", "off"), ("dnsbl", "")],
 }
@@ -459,6 +459,7 @@ class Instance:
         self.root.mkdir(parents=True, exist_ok=True)
         self.smtp_port = free_port()
         self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.pop3_port = free_port()
         self.state_dir = self.root / "state"
         self.database = self.state_dir / "buzon.db"
@@ -477,7 +478,8 @@ class Instance:
         """overrides: {"top": {key: value}, "smtpd": {...}, ...}; a value
         replaces the base line with that key, or is added; None removes."""
         subst = {"T": str(self.root), "SMTP": self.smtp_port,
-                 "IMAP": self.imap_port, "POP3": self.pop3_port}
+                 "IMAP": self.imap_port, "IMAPS": self.imaps_port,
+                 "POP3": self.pop3_port}
 
         def merge(base, extra):
             out = []

@@ -112,3 +112,22 @@ def tool():
         assert p, f"{name} is not installed: run `sudo make deps`"
         return p
     return find
+
+
+@pytest.fixture
+def imap(request, tmp_path):
+    """An instance with accounts and imapd running (smtpd too, for
+    delivery tests).  Yields the Instance; .imapd is the Daemon."""
+    from daemon import Daemon
+    inst = buzon.Instance(tmp_path / "buzon", _overrides(request.node))
+    inst.setup_accounts()
+    inst.start_smtpd()
+    inst.imapd = Daemon(inst, "imapd", inst.imap_port, b"* OK")
+    inst.imapd.start()
+    try:
+        yield inst
+    finally:
+        try:
+            inst.imapd.stop()
+        finally:
+            assert inst.stop_smtpd() == 0

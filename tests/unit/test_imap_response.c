@@ -21,7 +21,7 @@ check_encoded_n(const char *in, size_t len, int utf8, const char *want,
 	struct buf b;
 
 	buf_init(&b, 4096);
-	assert_int_equal(imap_append_string(&b, in, len, utf8), 0);
+	assert_int_equal(imap_put_string(&b, in, len, utf8), 0);
 	assert_int_equal(b.len, wantlen);
 	assert_memory_equal(b.data, want, b.len);
 	buf_free(&b);
@@ -47,13 +47,13 @@ test_astring_and_nstring(void **state)
 
 	(void)state;
 	buf_init(&b, 4096);
-	assert_int_equal(imap_append_astring(&b, "INBOX", 5, 0), 0);
+	assert_int_equal(imap_put_astring(&b, "INBOX", 5, 0), 0);
 	assert_int_equal(buf_putc(&b, ' '), 0);
-	assert_int_equal(imap_append_astring(&b, "Sent Items", 10, 0), 0);
+	assert_int_equal(imap_put_astring(&b, "Sent Items", 10, 0), 0);
 	assert_int_equal(buf_putc(&b, ' '), 0);
-	assert_int_equal(imap_append_astring(&b, "NIL", 3, 0), 0);
+	assert_int_equal(imap_put_astring(&b, "NIL", 3, 0), 0);
 	assert_int_equal(buf_putc(&b, ' '), 0);
-	assert_int_equal(imap_append_nstring(&b, NULL, 0, 0), 0);
+	assert_int_equal(imap_put_nstring(&b, NULL, 0, 0), 0);
 	assert_string_equal(buf_cstr(&b), "INBOX \"Sent Items\" \"NIL\" NIL");
 	buf_free(&b);
 }
@@ -65,7 +65,7 @@ test_buffer_full(void **state)
 
 	(void)state;
 	buf_init(&b, 4);
-	assert_int_equal(imap_append_string(&b, "toolong", 7, 0), -1);
+	assert_int_equal(imap_put_string(&b, "toolong", 7, 0), -1);
 	buf_free(&b);
 }
 
@@ -100,7 +100,8 @@ test_capabilities(void **state)
 	assert_false(has_cap(tls, "LOGINDISABLED"));
 	assert_true(has_cap(tls, "AUTH=PLAIN"));
 	assert_true(has_cap(tls, "SASL-IR"));
-	assert_true(has_cap(auth, "IMAP4rev2"));
+	assert_true(has_cap(auth, "IMAP4rev1"));
+	assert_true(has_cap(auth, "APPENDLIMIT=67108864"));
 	assert_true(has_cap(auth, "IDLE"));
 	assert_true(has_cap(auth, "QRESYNC"));
 	assert_false(has_cap(auth, "AUTH=PLAIN"));
