@@ -310,6 +310,9 @@ conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
 		ev_timer_again(c->loop, &c->timer);
 	if (!c->paused && (c->in.len > 0 || (revents & EV_CUSTOM)))
 		conn_emit(c, CONN_EV_DATA);
+	/* An idle connection should hold no buffer memory. */
+	if (c->in.len == 0)
+		buf_shrink(&c->in);
 	if (c->eof && !c->paused && !c->closed) {
 		/*
 		 * Peer done sending: what it sent has been handled; flush

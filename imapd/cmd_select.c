@@ -1,7 +1,8 @@
 /*
  * cmd_select.c - SELECT and EXAMINE (with CONDSTORE and QRESYNC
  * parameters, RFC 7162), CLOSE, UNSELECT (RFC 3691), CHECK, IDLE
- * (RFC 2177), EXPUNGE and UID EXPUNGE (UIDPLUS), and the UID prefix.
+ * (RFC 2177), EXPUNGE and UID EXPUNGE (UIDPLUS), and the UID prefix
+ * (UID FETCH/STORE/COPY/MOVE/EXPUNGE/SEARCH).
  */
 #include "imap_commands.h"
 #include "imap_seqset.h"
@@ -239,6 +240,7 @@ cmd_idle(struct imap_session *s, const struct imap_command *cmd)
 	imap_update(s, 1);
 	imap_reply(s, "+ idling");
 	s->mode = IMAP_MODE_IDLE;
+	imap_index_release(s);
 }
 
 static void
@@ -281,13 +283,15 @@ cmd_expunge(struct imap_session *s, const struct imap_command *cmd)
 	expunge(s, cmd, 0);
 }
 
-/* cmd_store.c, cmd_fetch.c, cmd_copy.c */
+/* cmd_store.c, cmd_fetch.c, cmd_copy.c, cmd_search.c */
 void imap_store(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid);
 void imap_fetch(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid);
 void imap_copy(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid, int move);
+void imap_search(struct imap_session *s, const struct imap_arg *args,
+    size_t count, int is_uid);
 
 void
 cmd_uid(struct imap_session *s, const struct imap_command *cmd)
@@ -312,6 +316,8 @@ cmd_uid(struct imap_session *s, const struct imap_command *cmd)
 		imap_copy(s, sub.args, sub.count, 1, 1);
 	else if (imap_arg_is_atom(&a[0], "EXPUNGE"))
 		expunge(s, &sub, 1);
+	else if (imap_arg_is_atom(&a[0], "SEARCH"))
+		imap_search(s, sub.args, sub.count, 1);
 	else
 		imap_tagged(s, "BAD", "Unknown UID command");
 }

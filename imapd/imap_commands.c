@@ -56,6 +56,7 @@ static const struct imap_command_def commands[] = {
 	{ "STORE", ST_SELECTED, cmd_store },
 	{ "COPY", ST_SELECTED, cmd_copy },
 	{ "MOVE", ST_SELECTED, cmd_move },
+	{ "SEARCH", ST_SELECTED, cmd_search },
 	{ "UID", ST_SELECTED, cmd_uid },
 };
 

@@ -20,6 +20,8 @@ imap_cmd_fn cmd_list, cmd_lsub, cmd_create, cmd_delete, cmd_rename,
 /* cmd_select.c */
 imap_cmd_fn cmd_select, cmd_examine, cmd_close, cmd_unselect, cmd_check,
     cmd_idle, cmd_expunge, cmd_uid, cmd_fetch, cmd_store, cmd_copy, cmd_move;
+/* cmd_search.c */
+imap_cmd_fn cmd_search;
 /* cmd_append.c */
 imap_cmd_fn cmd_append, cmd_getquotaroot, cmd_getquota;
 /* cmd_auth.c */

@@ -90,8 +90,28 @@ on_mailbox_change(struct dirwatch_sub *sub, void *arg)
 	if (s->sel == NULL)
 		return;
 	s->sel->changed = 1;
-	if (s->mode == IMAP_MODE_IDLE)
+	if (s->mode == IMAP_MODE_IDLE && imap_index_reopen(s) == 0) {
 		imap_update(s, 1);
+		imap_index_release(s);
+	}
+}
+
+/*
+ * An IDLE session may wait for hours: it keeps no SQLite connection
+ * (schema, statements and page cache cost ~150 KiB each) while it waits.
+ */
+void
+imap_index_release(struct imap_session *s)
+{
+	mbox_index_close(&s->idx);
+}
+
+int
+imap_index_reopen(struct imap_session *s)
+{
+	if (s->idx != NULL)
+		return 0;
+	return imap_user_open(s);
 }
 
 void
@@ -309,12 +329,15 @@ imap_update(struct imap_session *s, int allow_expunge)
 void
 imap_idle_line(struct imap_session *s, const char *line, size_t len)
 {
+	s->mode = IMAP_MODE_COMMAND;
+	if (imap_index_reopen(s) < 0) {
+		imap_logout(s, "Mailbox index unavailable");
+		return;
+	}
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0) {
-		s->mode = IMAP_MODE_COMMAND;
 		imap_update(s, 1);
 		imap_tagged(s, "OK", "IDLE terminated");
 		return;
 	}
-	s->mode = IMAP_MODE_COMMAND;
 	imap_tagged(s, "BAD", "Expected DONE");
 }

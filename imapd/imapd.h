@@ -136,6 +136,8 @@ size_t imap_seq_of_uid(const struct imap_selected *sel, uint32_t uid);
 int imap_append_flags(struct buf *b, const struct imap_selected *sel,
     uint32_t uid, unsigned flags, const char *keywords);
 void imap_idle_line(struct imap_session *s, const char *line, size_t len);
+void imap_index_release(struct imap_session *s);
+int imap_index_reopen(struct imap_session *s);
 
 /* cmd_auth.c */
 void imap_authenticate_line(struct imap_session *s, const char *line,

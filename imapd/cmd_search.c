@@ -1,0 +1,262 @@
+/*
+ * cmd_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH
+ * result options (RFC 4731 RETURN (MIN MAX ALL COUNT)) and CONDSTORE's
+ * MODSEQ key and (MODSEQ n) result (RFC 7162 3.1.5).  The program comes
+ * from imap_search.c; this file walks the session's view in sequence
+ * order, decides each message on index metadata and reads the file only
+ * when a key needs its text.
+ *
+ * Must never: send EXPUNGE during SEARCH (RFC 3501 7.4.1), so the
+ * numbers it answers stay this session's numbers; nor read a message
+ * the program can decide without it.
+ */
+#include "imap_commands.h"
+#include "imap_search.h"
+#include "imap_seqset.h"
+#include "../common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct search_hits {
+	uint32_t *vals;			/* seq numbers or UIDs, ascending */
+	uint64_t *modseqs;
+	size_t n, cap;
+};
+
+static int
+hits_push(struct search_hits *h, uint32_t v, uint64_t modseq)
+{
+	if (h->n == h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 64;
+		uint32_t *nv = realloc(h->vals, ncap * sizeof(*nv));
+		uint64_t *nm;
+
+		if (nv == NULL)
+			return -1;
+		h->vals = nv;
+		nm = realloc(h->modseqs, ncap * sizeof(*nm));
+		if (nm == NULL)
+			return -1;
+		h->modseqs = nm;
+		h->cap = ncap;
+	}
+	h->vals[h->n] = v;
+	h->modseqs[h->n] = modseq;
+	h->n++;
+	return 0;
+}
+
+/* The stored message into b; -1 when it is gone or unreadable. */
+static int
+read_message(struct imap_session *s, uint32_t uid, struct buf *b)
+{
+	char chunk[65536];
+	ssize_t n;
+	int fd;
+
+	buf_reset(b);
+	if (mbox_msg_open(s->idx, s->sel->id, uid, &fd) <= 0)
+		return -1;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(b, chunk, (size_t)n) < 0) {
+			close(fd);
+			return -1;
+		}
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+/* Evaluate over the view in sequence order.  0, or -1 (index error). */
+static int
+run_search(struct imap_session *s, const struct search_program *prog,
+    int is_uid, struct search_hits *hits)
+{
+	const struct imap_selected *sel = s->sel;
+	struct mbox_msglist list;
+	struct buf msg;
+	size_t i, j = 0;
+	int r, rc = 0;
+
+	memset(&list, 0, sizeof(list));
+	if (sel->count == 0)
+		return 0;
+	if (mbox_messages(s->idx, sel->id, NULL, 0, 0, &list) < 0)
+		return -1;
+	buf_init(&msg, IMAP_LITERAL_MAX);
+	for (i = 0; i < sel->count && rc == 0; i++) {
+		uint32_t uid = sel->uids[i];
+		const struct mbox_msg *m;
+		struct search_msg sm;
+
+		/* both ascending by UID: walk them together */
+		while (j < list.count && list.msgs[j].uid < uid)
+			j++;
+		if (j == list.count || list.msgs[j].uid != uid)
+			continue;	/* expunged elsewhere: nothing to match */
+		m = &list.msgs[j];
+		memset(&sm, 0, sizeof(sm));
+		sm.seq = (uint32_t)(i + 1);
+		sm.uid = uid;
+		sm.flags = m->flags;
+		sm.keywords = m->keywords;
+		sm.recent = uid >= sel->recent_lo && uid < sel->recent_hi;
+		sm.size = m->size;
+		sm.modseq = m->modseq;
+		sm.internaldate = m->internaldate;
+		r = search_eval_meta(prog, &sm);
+		if (r < 0) {
+			if (read_message(s, uid, &msg) < 0)
+				continue;	/* gone meanwhile */
+			r = search_eval_content(prog, &sm, buf_cstr(&msg),
+			    msg.len);
+			if (r < 0)
+				rc = -1;
+		}
+		if (r == 1 && hits_push(hits, is_uid ? uid : sm.seq,
+		    m->modseq) < 0)
+			rc = -1;
+	}
+	buf_free(&msg);
+	mbox_msglist_free(&list);
+	return rc;
+}
+
+static uint64_t
+max_modseq(const struct search_hits *h, size_t from, size_t to)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (h->modseqs[i] > v)
+			v = h->modseqs[i];
+	return v;
+}
+
+static int
+format_esearch(struct imap_session *s, const struct search_program *prog,
+    int is_uid, const struct search_hits *h, struct buf *out)
+{
+	struct imap_seqset all;
+	uint64_t ms;
+	size_t i;
+	int r = 0;
+
+	r |= buf_puts(out, "* ESEARCH (TAG ");
+	r |= imap_put_string(out, s->tag, strlen(s->tag), 0);
+	r |= buf_putc(out, ')');
+	if (is_uid)
+		r |= buf_puts(out, " UID");
+	if (h->n > 0 && (prog->ret & SEARCH_RET_MIN))
+		r |= buf_printf(out, " MIN %u", h->vals[0]);
+	if (h->n > 0 && (prog->ret & SEARCH_RET_MAX))
+		r |= buf_printf(out, " MAX %u", h->vals[h->n - 1]);
+	if (prog->ret & SEARCH_RET_COUNT)
+		r |= buf_printf(out, " COUNT %zu", h->n);
+	if (h->n > 0 && (prog->ret & SEARCH_RET_ALL)) {
+		imap_seqset_init(&all, h->n + 1);
+		for (i = 0; i < h->n && r == 0; i++)
+			r |= imap_seqset_add(&all, h->vals[i], h->vals[i]);
+		r |= buf_puts(out, " ALL ");
+		r |= imap_seqset_format(&all, out);
+		imap_seqset_free(&all);
+	}
+	if (h->n > 0 && prog->has_modseq) {
+		/* RFC 4731 3.2: of the messages returned */
+		if (prog->ret & (SEARCH_RET_ALL | SEARCH_RET_COUNT))
+			ms = max_modseq(h, 0, h->n);
+		else {
+			ms = 0;
+			if (prog->ret & SEARCH_RET_MIN)
+				ms = h->modseqs[0];
+			if ((prog->ret & SEARCH_RET_MAX) &&
+			    h->modseqs[h->n - 1] > ms)
+				ms = h->modseqs[h->n - 1];
+		}
+		r |= buf_printf(out, " MODSEQ %llu", (unsigned long long)ms);
+	}
+	r |= buf_puts(out, "\r\n");
+	return r ? -1 : 0;
+}
+
+static int
+format_search(const struct search_program *prog,
+    const struct search_hits *h, struct buf *out)
+{
+	size_t i;
+	int r = buf_puts(out, "* SEARCH");
+
+	for (i = 0; i < h->n && r == 0; i++)
+		r |= buf_printf(out, " %u", h->vals[i]);
+	if (h->n > 0 && prog->has_modseq)
+		r |= buf_printf(out, " (MODSEQ %llu)",
+		    (unsigned long long)max_modseq(h, 0, h->n));
+	r |= buf_puts(out, "\r\n");
+	return r ? -1 : 0;
+}
+
+void
+imap_search(struct imap_session *s, const struct imap_arg *args,
+    size_t count, int is_uid)
+{
+	struct search_program prog;
+	struct search_hits hits;
+	struct buf out;
+	const char *why;
+	int r;
+
+	r = search_parse(&prog, args, count, &why);
+	if (r < 0) {
+		search_program_free(&prog);
+		if (r == SEARCH_ERR_CHARSET)
+			imap_tagged(s, "NO", "%s", why);
+		else if (r == SEARCH_ERR_NOMEM)
+			imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		else
+			imap_tagged(s, "BAD", "%s", why);
+		return;
+	}
+	if (prog.has_modseq)
+		s->enabled_condstore = 1;	/* RFC 7162 3.1 */
+	if (s->enabled_rev2 && !prog.esearch) {
+		prog.esearch = 1;
+		prog.ret = SEARCH_RET_ALL;
+	}
+	search_program_resolve(&prog, (uint32_t)s->sel->count,
+	    s->sel->count ? s->sel->uids[s->sel->count - 1] : 0);
+	memset(&hits, 0, sizeof(hits));
+	if (run_search(s, &prog, is_uid, &hits) < 0) {
+		log_error("sid=%s ip=%s SEARCH: %s", s->c->sid, s->c->ip,
+		    mbox_index_error(s->idx));
+		free(hits.vals);
+		free(hits.modseqs);
+		search_program_free(&prog);
+		imap_tagged(s, "NO", "[SERVERBUG] SEARCH failed");
+		return;
+	}
+	buf_init(&out, BUF_UNLIMITED);
+	r = prog.esearch ? format_esearch(s, &prog, is_uid, &hits, &out) :
+	    format_search(&prog, &hits, &out);
+	if (r == 0 && conn_write(s->c, out.data, out.len) < 0)
+		conn_abort(s->c);
+	buf_free(&out);
+	free(hits.vals);
+	free(hits.modseqs);
+	search_program_free(&prog);
+	if (r < 0) {
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	/* New mail after the results; never EXPUNGE (RFC 3501 7.4.1). */
+	if (is_uid)
+		imap_update(s, 0);
+	imap_tagged(s, "OK", "SEARCH completed");
+}
+
+void
+cmd_search(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_search(s, cmd->args, cmd->count, 0);
+}
