@@ -114,7 +114,7 @@ imap_user_open(struct imap_session *s)
 		    s->c->sid, s->c->ip, s->user);
 		return -1;
 	}
-	if (mbox_index_open(dir, 0, &s->idx, err, sizeof(err)) < 0) {
+	if ((s->idx = imap_index_acquire(s->d, dir, err, sizeof(err))) == NULL) {
 		log_error("sid=%s ip=%s user %s: cannot open mailbox index: %s",
 		    s->c->sid, s->c->ip, s->user, err);
 		return -1;

@@ -103,7 +103,7 @@ on_mailbox_change(struct dirwatch_sub *sub, void *arg)
 void
 imap_index_release(struct imap_session *s)
 {
-	mbox_index_close(&s->idx);
+	imap_index_put(s->d, &s->idx);
 }
 
 int
@@ -281,11 +281,22 @@ imap_update(struct imap_session *s, int allow_expunge)
 		return 0;
 	memset(&sr, 0, sizeof(sr));
 	memset(&list, 0, sizeof(list));
-	if (mbox_sync(s->idx, sel->id, &sr) < 0) {
+	/*
+	 * A delivery wakes every session IDLEing on the mailbox in the same
+	 * loop turn: the first one syncs the Maildir, the others read the
+	 * index it just brought up to date.
+	 */
+	if (s->d->synced_idx != s->idx || s->d->synced_mbox != sel->id ||
+	    s->d->synced_at != ev_now(s->d->loop)) {
+		if (mbox_sync(s->idx, sel->id, &sr) < 0) {
+			mbox_sync_result_free(&sr);
+			return -1;
+		}
 		mbox_sync_result_free(&sr);
-		return -1;
+		s->d->synced_idx = s->idx;
+		s->d->synced_mbox = sel->id;
+		s->d->synced_at = ev_now(s->d->loop);
 	}
-	mbox_sync_result_free(&sr);
 	sel->changed = 0;
 	buf_init(&out, 16 * 1024 * 1024);
 	if (allow_expunge)

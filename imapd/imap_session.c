@@ -127,7 +127,7 @@ imap_session_free(struct imap_session *s)
 		ev_timer_stop(s->d->loop, &s->delay);
 	auth_session_free(&s->auth);
 	imap_select_close(s);
-	mbox_index_close(&s->idx);
+	imap_index_put(s->d, &s->idx);
 	imap_parser_free(s->parser);
 	free(s);
 }

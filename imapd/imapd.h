@@ -31,6 +31,7 @@
 #define IMAP_MAX_BAD 50			/* BAD answers in a row, then BYE */
 
 struct imap_session;
+struct imap_index_entry;
 
 struct imapd {
 	struct config cfg;
@@ -46,6 +47,12 @@ struct imapd {
 	unsigned nsessions;
 	int stopping;
 	ev_timer stop_timer;
+	struct imap_index_entry *indexes;	/* imap_index_cache.c */
+	/* the last mailbox synced, so sessions woken together sync once */
+	const struct mbox_index *synced_idx;
+	int64_t synced_mbox;
+	ev_tstamp synced_at;
+	ev_timer index_sweep;
 };
 
 enum imap_state {
@@ -126,6 +133,12 @@ int imap_append_mailbox(const struct imap_session *s, struct buf *b,
     const char *utf8name);
 int imap_list_match(const char *pattern, const char *name);
 int imap_user_open(struct imap_session *s);
+
+/* imap_index_cache.c */
+struct mbox_index *imap_index_acquire(struct imapd *d, const char *dir,
+    char *err, size_t errlen);
+void imap_index_put(struct imapd *d, struct mbox_index **idxp);
+void imap_index_sweep(struct imapd *d, int force);
 
 /* imap_selected.c */
 int imap_select_open(struct imap_session *s, const char *name, int readonly,

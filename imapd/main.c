@@ -37,6 +37,14 @@ imapd_on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+imapd_on_index_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	imap_index_sweep(w->data, 0);
+}
+
+static void
 imapd_on_stop(struct server *srv)
 {
 	struct imapd *d = srv->arg;
@@ -89,6 +97,10 @@ main(int argc, char **argv)
 	d.dirwatch = dirwatch_new(d.loop);
 	if (d.dirwatch == NULL)
 		log_fatal("inotify: %s", strerror(errno));
+	ev_timer_init(&d.index_sweep, imapd_on_index_sweep, 5., 5.);
+	d.index_sweep.data = &d;
+	ev_timer_start(d.loop, &d.index_sweep);
+	ev_unref(d.loop);
 	d.srv.on_accept = imapd_on_accept;
 	d.srv.on_stop = imapd_on_stop;
 	d.srv.arg = &d;
@@ -104,6 +116,9 @@ main(int argc, char **argv)
 		ev_ref(d.loop);
 		ev_timer_stop(d.loop, &d.stop_timer);
 	}
+	ev_ref(d.loop);
+	ev_timer_stop(d.loop, &d.index_sweep);
+	imap_index_sweep(&d, 1);
 	pool_destroy(&d.pool);
 	dirwatch_free(&d.dirwatch);
 	auth_ctx_free(&d.auth);

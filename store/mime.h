@@ -29,8 +29,14 @@
  *    rest of the message stays in the part that was open.
  * Boundary lines match per RFC 2046 5.1.1: "--" boundary at the start of
  * a line, anything may follow; the longest boundary among the enclosing
- * multiparts wins (so "b" and "b-inner" can nest); the line break before
- * a boundary line belongs to the boundary.
+ * multiparts wins (so "b" and "b-inner" can nest); after a close
+ * delimiter that boundary is no longer looked for.  The line break before
+ * a boundary line belongs to the boundary (RFC 2046: delimiter := CRLF
+ * dash-boundary), also when it follows a close delimiter or ends an
+ * encapsulated header that has no blank line; Dovecot keeps it in the
+ * enclosing part in those two cases, 2 octets more.  It is not taken
+ * when it ended the open part's header: the boundary is then the first
+ * line of that part's body.
  *
  * Sizes in CRLF form: every LF not preceded by CR counts as two octets.
  * Line counts are the number of LFs (Dovecot's body-fld-lines: a part's

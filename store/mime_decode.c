@@ -449,6 +449,8 @@ mime_decode_header(const char *p, size_t len, struct buf *out)
 	struct buf pend;	/* decoded bytes of adjacent words */
 	const char *pcs = NULL;	/* their charset */
 	size_t pcslen = 0, i = 0, text = 0, last_end = SIZE_MAX;
+	const char *okcs = NULL;	/* last charset found usable */
+	size_t okcslen = 0;
 	struct eword w;
 	int r = 0;
 
@@ -459,9 +461,18 @@ mime_decode_header(const char *p, size_t len, struct buf *out)
 		if (q == NULL)
 			break;
 		i = (size_t)(q - p);
-		if (!parse_eword(p, len, i, &w) || !charset_known(w.cs, w.cslen)) {
+		if (!parse_eword(p, len, i, &w)) {
 			i++;
 			continue;
+		}
+		if (okcs == NULL || w.cslen != okcslen ||
+		    strncasecmp(w.cs, okcs, okcslen) != 0) {
+			if (!charset_known(w.cs, w.cslen)) {
+				i++;
+				continue;
+			}
+			okcs = w.cs;
+			okcslen = w.cslen;
 		}
 		if (last_end != text || !all_blank(p + text, i - text) ||
 		    pcs == NULL || w.cslen != pcslen ||

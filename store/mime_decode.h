@@ -21,8 +21,9 @@
 /*
  * RFC 2047: decode =?charset[*lang]?Q|B?text?= words in an unfolded
  * header value into UTF-8.  Whitespace between two encoded words is
- * dropped and their bytes are joined before charset conversion (so a
- * character split across words survives).  A word that is malformed or
+ * dropped; adjacent words in the same charset are joined before charset
+ * conversion (so a character split across words survives).  Words are
+ * found anywhere, not only between blanks.  A word that is malformed or
  * names a charset iconv does not know is kept as it was.  Text outside
  * words is copied; invalid UTF-8 in it becomes U+FFFD.
  */

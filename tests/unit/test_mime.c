@@ -509,6 +509,62 @@ test_message_global(void **state)
 	mime_free(m);
 }
 
+/* The line break before a boundary line and who owns it. */
+static void
+test_boundary_edges(void **state)
+{
+	/* RFC 2046 delimiter = CRLF dash-boundary: after "--i--" the line
+	 * break before "--o--" is the outer delimiter's, not an epilogue
+	 * (Dovecot keeps it in the inner multipart: 2 octets more) */
+	const char *a = "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
+	    "Content-Type: message/rfc822\n\nContent-Type: multipart/mixed; "
+	    "boundary=i\n\n--i\n\nx\n--i--\n--o--\n";
+	/* a boundary right after a part's blank line takes no line break:
+	 * the inner multipart must not end before its last part (found by
+	 * the fuzzer) */
+	const char *b = "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
+	    "Content-Type: multipart/mixed; boundary=i\n\n--i\n"
+	    "Content-Type: text/plain\n\n--o--\n";
+	/* an encapsulated header cut by a boundary: its last line break
+	 * belongs to the boundary (Dovecot counts it in the message part) */
+	const char *c = "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
+	    "Content-Type: message/rfc822\n\nSubject: x\n--o--\n";
+	struct mime_message *m;
+	struct buf out;
+
+	(void)state;
+	buf_init(&out, BUF_UNLIMITED);
+	m = parse_str(a);
+	check_tree(a, strlen(a), m->root);
+	expect_section(a, m, "1", "Content-Type: multipart/mixed; boundary=i"
+	    "\r\n\r\n--i\r\n\r\nx\r\n--i--");
+	expect_section(a, m, "1.1", "x");
+	assert_int_equal(m->root->children->body.size, 60);
+	mime_free(m);
+
+	m = parse_str(b);
+	check_tree(b, strlen(b), m->root);
+	assert_int_equal(m->root->children->nchildren, 1);
+	expect_section(b, m, "1.1.MIME", "Content-Type: text/plain\r\n\r\n");
+	expect_section(b, m, "1.1", "");
+	expect_section(b, m, "1", "--i\r\nContent-Type: text/plain\r\n\r\n");
+	mime_free(m);
+
+	m = parse_str(c);
+	check_tree(c, strlen(c), m->root);
+	expect_section(c, m, "1", "Subject: x");
+	expect_section(c, m, "1.HEADER", "Subject: x");
+	expect_section(c, m, "1.HEADER.FIELDS (Subject)", "Subject: x\r\n");
+	assert_int_equal(imap_bodystructure_write(c, strlen(c), m->root, 0,
+	    &out), 0);
+	assert_string_equal(out.data, "((\"message\" \"rfc822\" NIL NIL NIL "
+	    "\"7bit\" 10 (NIL \"x\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" "
+	    "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) 0) "
+	    "\"mixed\")");
+	mime_free(m);
+	buf_free(&out);
+}
+
 /* ------------------------------------------------------------------ */
 /* Parser details not in the corpus.                                  */
 
@@ -1128,6 +1184,7 @@ main(void)
 		cmocka_unit_test(test_sections_simple),
 		cmocka_unit_test(test_section_syntax),
 		cmocka_unit_test(test_message_global),
+		cmocka_unit_test(test_boundary_edges),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_envelope_details),
