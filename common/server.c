@@ -206,6 +206,48 @@ server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip)
 	return 0;
 }
 
+/* Until the protocol takes the conn: events go nowhere. */
+static void
+server_conn_unclaimed(struct conn *c, enum conn_event ev, void *arg)
+{
+	(void)c;
+	(void)ev;
+	(void)arg;
+}
+
+static void
+server_conn_freed(struct conn *c)
+{
+	struct server *srv = c->owner;
+
+	if (srv != NULL && srv->ipl != NULL)
+		iplimit_release(srv->ipl, c->ip);
+}
+
+struct conn *
+server_conn_new(struct server *s, int fd, const struct sockaddr *peer,
+    socklen_t peerlen, size_t in_max, size_t out_max, const char *refusal)
+{
+	struct conn *c;
+
+	c = conn_new(s->loop, fd, peer, peerlen, in_max, out_max,
+	    server_conn_unclaimed, NULL);
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	if (!iplimit_acquire(s->ipl, c->ip)) {
+		log_info("sid=%s ip=%s refused: too many connections from this "
+		    "address", c->sid, c->ip);
+		conn_write(c, refusal, strlen(refusal));
+		conn_close(c);
+		return NULL;
+	}
+	c->owner = s;
+	c->on_free = server_conn_freed;
+	return c;
+}
+
 void
 server_close_listeners(struct server *s)
 {

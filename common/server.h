@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "conn.h"
 #include "iplimit.h"
 
 struct server;
@@ -47,6 +48,16 @@ int server_bind(struct server *s, const struct listen_set *set, char *err,
 
 /* Start accepting and watching signals; iplimit from cfg. */
 int server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip);
+
+/*
+ * A conn for an accepted fd, counted against the per-IP limit and
+ * released from it when freed.  Over the limit: refusal (a full protocol
+ * line, CRLF included) is sent, the connection closed, NULL returned.
+ * The caller sets c->cb and c->arg before the first event.
+ */
+struct conn *server_conn_new(struct server *s, int fd,
+    const struct sockaddr *peer, socklen_t peerlen, size_t in_max,
+    size_t out_max, const char *refusal);
 
 /* Stop accepting and close listening sockets (on SIGTERM). */
 void server_close_listeners(struct server *s);

@@ -133,23 +133,6 @@ imap_session_free(struct imap_session *s)
 }
 
 static void
-imap_conn_freed(struct conn *c)
-{
-	struct server *srv = c->owner;
-
-	if (srv != NULL && srv->ipl != NULL)
-		iplimit_release(srv->ipl, c->ip);
-}
-
-static void
-imap_on_refused(struct conn *c, enum conn_event ev, void *arg)
-{
-	(void)c;
-	(void)ev;
-	(void)arg;
-}
-
-static void
 imap_greet(struct imap_session *s)
 {
 	imap_reply(s, "* OK [CAPABILITY %s] %s Buzon IMAP ready",
@@ -170,22 +153,11 @@ imap_session_accept(struct imapd *d, struct listener *l, int fd,
 	struct imap_session *s;
 	struct conn *c;
 
-	c = conn_new(d->loop, fd, peer, peerlen, 64 * 1024,
-	    IMAP_LITERAL_MAX + 1024 * 1024, imap_on_refused, NULL);
-	if (c == NULL) {
-		close(fd);
+	c = server_conn_new(&d->srv, fd, peer, peerlen, 64 * 1024,
+	    IMAP_LITERAL_MAX + 1024 * 1024,
+	    "* BYE [UNAVAILABLE] Too many connections from your address\r\n");
+	if (c == NULL)
 		return;
-	}
-	if (!iplimit_acquire(d->srv.ipl, c->ip)) {
-		log_info("sid=%s ip=%s refused: more than %u connections from "
-		    "this address", c->sid, c->ip, d->cfg.max_connections_per_ip);
-		conn_printf(c, "* BYE [UNAVAILABLE] Too many connections from "
-		    "your address\r\n");
-		conn_close(c);
-		return;
-	}
-	c->owner = &d->srv;
-	c->on_free = imap_conn_freed;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->parser = imap_parser_new(&lim)) == NULL) {
 		free(s);

@@ -39,7 +39,8 @@ static void cmd_vrfy(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_expn(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_help(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_starttls(struct smtp_session *, const struct smtp_cmd *);
-static void cmd_not_here(struct smtp_session *, const struct smtp_cmd *);
+static void cmd_auth(struct smtp_session *, const struct smtp_cmd *);
+static void cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
 
 static const struct smtp_command commands[SMTP_NVERBS] = {
 	[SMTP_HELO] = { SMTP_HELO, CMD_NEED_ARG, "HELO hostname", cmd_helo },
@@ -50,7 +51,7 @@ static const struct smtp_command commands[SMTP_NVERBS] = {
 	    "RCPT TO:<address>", cmd_rcpt },
 	[SMTP_DATA] = { SMTP_DATA, CMD_NEED_HELO | CMD_NEED_MAIL |
 	    CMD_NEED_RCPT | CMD_NO_ARG, "DATA", cmd_data },
-	[SMTP_BDAT] = { SMTP_BDAT, 0, "BDAT", cmd_not_here },
+	[SMTP_BDAT] = { SMTP_BDAT, 0, "BDAT", cmd_bdat },
 	[SMTP_RSET] = { SMTP_RSET, CMD_NO_ARG, "RSET", cmd_rset },
 	[SMTP_NOOP] = { SMTP_NOOP, 0, "NOOP", cmd_noop },
 	[SMTP_QUIT] = { SMTP_QUIT, CMD_NO_ARG, "QUIT", cmd_quit },
@@ -59,7 +60,7 @@ static const struct smtp_command commands[SMTP_NVERBS] = {
 	[SMTP_HELP] = { SMTP_HELP, 0, "HELP", cmd_help },
 	[SMTP_STARTTLS] = { SMTP_STARTTLS, CMD_NO_ARG | CMD_PRE_TLS_ONLY |
 	    CMD_NO_TX, "STARTTLS", cmd_starttls },
-	[SMTP_AUTH] = { SMTP_AUTH, 0, "AUTH", cmd_not_here },
+	[SMTP_AUTH] = { SMTP_AUTH, 0, "AUTH", cmd_auth },
 };
 
 void
@@ -311,10 +312,26 @@ cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 	conn_starttls(s->c, s->d->tls);
 }
 
+/*
+ * An `smtp` (MX) listener takes mail for our domains from anyone and
+ * never authenticates: AUTH belongs to the submission listeners.  Same
+ * answer as Postfix's smtpd without smtpd_sasl_auth_enable.
+ */
 static void
-cmd_not_here(struct smtp_session *s, const struct smtp_cmd *cmd)
+cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	(void)cmd;
-	smtp_reply(s, 502, "5.5.1 Error: command not implemented on this port");
+	smtp_reply(s, 503, "5.5.1 Error: authentication not enabled on this "
+	    "port; submit mail on port 587 or 465");
+	smtp_session_error(s);
+}
+
+/* CHUNKING is not in our EHLO reply, so a client must use DATA. */
+static void
+cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, 503, "5.5.1 Error: BDAT without CHUNKING in the EHLO "
+	    "reply; use DATA");
 	smtp_session_error(s);
 }

@@ -114,24 +114,6 @@ smtp_session_free(struct smtp_session *s)
 	free(s);
 }
 
-static void
-smtp_conn_freed(struct conn *c)
-{
-	struct server *srv = c->owner;
-
-	if (srv != NULL && srv->ipl != NULL)
-		iplimit_release(srv->ipl, c->ip);
-}
-
-/* Connections refused at accept only need their socket closed. */
-static void
-smtp_on_refused(struct conn *c, enum conn_event ev, void *arg)
-{
-	(void)c;
-	(void)ev;
-	(void)arg;
-}
-
 void
 smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
     const struct sockaddr *peer, socklen_t peerlen)
@@ -140,22 +122,11 @@ smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
 	struct conn *c;
 
 	/* Input: a command line, or a burst of DATA / pipelined commands. */
-	c = conn_new(d->loop, fd, peer, peerlen, 64 * 1024, 1024 * 1024,
-	    smtp_on_refused, NULL);
-	if (c == NULL) {
-		close(fd);
+	c = server_conn_new(&d->srv, fd, peer, peerlen, 64 * 1024, 1024 * 1024,
+	    "421 4.7.0 Too many connections from your address, try again "
+	    "later\r\n");
+	if (c == NULL)
 		return;
-	}
-	if (!iplimit_acquire(d->srv.ipl, c->ip)) {
-		log_info("sid=%s ip=%s refused: more than %u connections from "
-		    "this address", c->sid, c->ip, d->cfg.max_connections_per_ip);
-		conn_printf(c, "421 4.7.0 Too many connections from your "
-		    "address, try again later\r\n");
-		conn_close(c);
-		return;
-	}
-	c->owner = &d->srv;
-	c->on_free = smtp_conn_freed;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		conn_abort(c);
