@@ -61,6 +61,8 @@ static const struct keydef keys[] = {
 	{ SEC_SMTPD, "delivery_threads", KT_UINT, F(delivery_threads) },
 
 	{ SEC_IMAPD, "listen", KT_LISTEN, F(imapd_listen) },
+	{ SEC_IMAPD, "autologout", KT_DURATION, F(imapd_autologout) },
+	{ SEC_IMAPD, "max_connections_per_user_ip", KT_UINT, F(imapd_max_user_ip) },
 
 	{ SEC_POP3D, "listen", KT_LISTEN, F(pop3d_listen) },
 
@@ -149,6 +151,9 @@ config_defaults(struct config *cfg)
 
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 143, LISTEN_IMAP);
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 993, LISTEN_IMAPS);
+	cfg->imapd_autologout = 1800;	/* RFC 3501 5.4: at least 30 min */
+	/* Thunderbird plus phones behind one NAT: Dovecot's 10 is too few. */
+	cfg->imapd_max_user_ip = 50;
 	add_default_listen(&cfg->pop3d_listen, "0.0.0.0", 110, LISTEN_POP3);
 	add_default_listen(&cfg->pop3d_listen, "0.0.0.0", 995, LISTEN_POP3S);
 

@@ -65,6 +65,8 @@ struct config {
 
 	/* [imapd] */
 	struct listen_set imapd_listen;
+	uint64_t imapd_autologout;	/* seconds idle after login */
+	unsigned imapd_max_user_ip;	/* sessions per user and address */
 
 	/* [pop3d] */
 	struct listen_set pop3d_listen;

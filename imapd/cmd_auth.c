@@ -121,6 +121,27 @@ imap_auth_status(struct imap_session *s, enum auth_status st)
 	s->mode = IMAP_MODE_COMMAND;
 }
 
+/*
+ * The per-user+address limit (RFC 9051 [LIMIT]): counted over the
+ * logged-in sessions, so a crowd of logins behind one NAT for different
+ * users is limited only by max_connections_per_ip.
+ */
+static int
+imap_user_ip_full(const struct imap_session *s, const char *user)
+{
+	const struct imap_session *o;
+	unsigned n = 0;
+
+	for (o = s->d->sessions; o != NULL; o = o->next) {
+		if (o == s || o->c == NULL || o->state == IMAP_ST_NOTAUTH ||
+		    strcmp(o->user, user) != 0 || strcmp(o->c->ip, s->c->ip) != 0)
+			continue;
+		if (++n >= s->d->cfg.imapd_max_user_ip)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 imap_auth_done(struct auth_session *as, enum auth_status st, void *arg)
 {
@@ -128,6 +149,16 @@ imap_auth_done(struct auth_session *as, enum auth_status st, void *arg)
 
 	(void)as;
 	if (st == AUTH_OK) {
+		if (imap_user_ip_full(s, auth_user(s->auth))) {
+			log_info("sid=%s ip=%s user=%s login refused: more than "
+			    "%u sessions from this address", s->c->sid, s->c->ip,
+			    auth_user(s->auth), s->d->cfg.imapd_max_user_ip);
+			auth_session_free(&s->auth);
+			imap_tagged(s, "NO", "[LIMIT] Too many connections for "
+			    "this user from your address");
+			imap_resume(s);
+			return;
+		}
 		strlcpy_checked(s->user, auth_user(s->auth), sizeof(s->user));
 		if (imap_user_open(s) < 0) {
 			s->user[0] = '\0';

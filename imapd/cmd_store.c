@@ -73,7 +73,8 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 	const char *kw[MBOX_MSG_KEYWORDS_MAX];
 	const struct imap_arg *item;
 	size_t nset, nkw, i = 1;
-	int silent = 0;
+	struct mbox_status st;
+	int silent = 0, caught_up;
 	struct buf out;
 
 	memset(&req, 0, sizeof(req));
@@ -130,6 +131,13 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 		return;
 	memset(&changed, 0, sizeof(changed));
 	memset(&failed, 0, sizeof(failed));
+	/*
+	 * When nothing is waiting to be reported, every change after this
+	 * point is ours and is answered below (or silenced on request):
+	 * moving the mark past it keeps the next NOOP from repeating it.
+	 */
+	caught_up = mbox_status(s->idx, s->sel->id, &st) == 0 &&
+	    st.highestmodseq == s->sel->modseq;
 	if (nset > 0 && mbox_store(s->idx, s->sel->id, set, nset, &req,
 	    &changed, &failed) < 0) {
 		free(set);
@@ -138,6 +146,8 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 		imap_tagged(s, "NO", "[SERVERBUG] STORE failed");
 		return;
 	}
+	if (caught_up && mbox_status(s->idx, s->sel->id, &st) == 0)
+		s->sel->modseq = st.highestmodseq;
 	buf_init(&out, 16 * 1024 * 1024);
 	if (!silent || s->enabled_condstore) {
 		struct mbox_msglist list;

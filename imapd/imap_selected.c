@@ -184,6 +184,7 @@ imap_select_open(struct imap_session *s, const char *name, int readonly,
 	sel->uidvalidity = st.uidvalidity;
 	sel->uidnext = st.uidnext;
 	sel->modseq = st.highestmodseq;
+	sel->expunge_modseq = st.highestmodseq;
 	for (i = 0; i < list.count; i++) {
 		if (view_push(sel, list.msgs[i].uid) < 0) {
 			mbox_msglist_free(&list);
@@ -236,11 +237,22 @@ update_expunges(struct imap_session *s, struct imap_selected *sel,
 {
 	struct mbox_uids gone;
 	struct imap_seqset vanished;
+	struct mbox_status st;
 	size_t i;
 
-	memset(&gone, 0, sizeof(gone));
-	if (mbox_expunged_since(s->idx, sel->id, 0, NULL, 0, &gone) < 0)
+	/*
+	 * Only expunges recorded since the last look: a long-lived mailbox
+	 * has a long expunge history, and reading all of it on every NOOP
+	 * would make each update O(history).  The mark is taken before the
+	 * query, so an expunge committed meanwhile is seen now or next time.
+	 */
+	if (mbox_status(s->idx, sel->id, &st) < 0)
 		return -1;
+	memset(&gone, 0, sizeof(gone));
+	if (mbox_expunged_since(s->idx, sel->id, sel->expunge_modseq, NULL, 0,
+	    &gone) < 0)
+		return -1;
+	sel->expunge_modseq = st.highestmodseq;
 	imap_seqset_init(&vanished, 100000);
 	/* Descending, so each sequence number is right when it is sent. */
 	for (i = gone.count; i-- > 0;) {

@@ -25,7 +25,7 @@ imap_set_state(struct imap_session *s, enum imap_state st)
 	s->state = st;
 	if (s->c != NULL)
 		conn_set_timeout(s->c, st == IMAP_ST_NOTAUTH ?
-		    IMAP_PREAUTH_TIMEOUT : IMAP_AUTOLOGOUT);
+		    IMAP_PREAUTH_TIMEOUT : (double)s->d->cfg.imapd_autologout);
 }
 
 int

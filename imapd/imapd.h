@@ -26,7 +26,6 @@
 #define IMAP_MAX_DEPTH 20
 #define IMAP_MAX_ARGS 10000
 #define IMAP_PREAUTH_TIMEOUT 180.	/* before login */
-#define IMAP_AUTOLOGOUT 1800.		/* RFC 3501 5.4: at least 30 min */
 #define IMAP_MAX_PREAUTH_CMDS 50	/* then BYE */
 #define IMAP_MAX_BAD 50			/* BAD answers in a row, then BYE */
 
@@ -80,6 +79,7 @@ struct imap_selected {
 	uint32_t uidvalidity;
 	uint32_t uidnext;		/* first UID not yet announced */
 	uint64_t modseq;		/* changes reported up to here */
+	uint64_t expunge_modseq;	/* expunges reported up to here */
 	uint32_t recent_lo, recent_hi;	/* [lo, hi): \Recent for us */
 	struct dirwatch_sub *w_new, *w_cur;
 	int changed;			/* inotify said something moved */

@@ -72,6 +72,13 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (d.cfg.imapd_listen.n == 0)
 		log_fatal("%s: no listen lines in [imapd]", d.cfg.path);
+	if (d.cfg.imapd_autologout < 1)
+		log_fatal("%s: [imapd] autologout must be at least 1s",
+		    d.cfg.path);
+	if (d.cfg.imapd_autologout < 1800)
+		log_warn("[imapd] autologout %llus is below the 30 minutes "
+		    "RFC 3501 asks for; IDLE clients may be cut off",
+		    (unsigned long long)d.cfg.imapd_autologout);
 	if (server_bind(&d.srv, &d.cfg.imapd_listen, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
 	if (privdrop(d.cfg.user, err, sizeof(err)) < 0)

@@ -1,0 +1,142 @@
+"""imapd: the per-user+address session limit, the autologout timer
+(and IDLE re-arming it), and no repeated FETCH for a session's own STORE."""
+
+import imaplib
+import smtplib
+import socket
+import ssl
+import time
+
+import pytest
+
+import buzon
+
+ALICE, ALICE_PW = "alice@example.test", buzon.PASSWORDS["alice@example.test"]
+BOB, BOB_PW = "bob@example.test", buzon.PASSWORDS["bob@example.test"]
+
+
+def ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+def login(inst, user=ALICE, pw=ALICE_PW):
+    m = imaplib.IMAP4_SSL("127.0.0.1", inst.imaps_port, ssl_context=ctx())
+    m.login(user, pw)
+    return m
+
+
+@pytest.mark.buzon_conf(imapd={"max_connections_per_user_ip": "3"})
+def test_user_ip_limit_refuses_with_limit_code_and_frees_on_logout(imap):
+    held = [login(imap) for _ in range(3)]
+    m = imaplib.IMAP4_SSL("127.0.0.1", imap.imaps_port, ssl_context=ctx())
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(ALICE, ALICE_PW)
+    assert "[LIMIT]" in str(e.value), e.value
+    # another user from the same address is not affected
+    b = login(imap, BOB, BOB_PW)
+    b.logout()
+    # one session leaves: the next login fits again, on the same connection
+    held.pop().logout()
+    deadline = time.monotonic() + buzon.t(5)
+    while True:
+        try:
+            assert m.login(ALICE, ALICE_PW)[0] == "OK"
+            break
+        except imaplib.IMAP4.error:
+            assert time.monotonic() < deadline, "slot not freed after LOGOUT"
+            time.sleep(0.1)
+    m.logout()
+    for h in held:
+        h.logout()
+
+
+def test_default_user_ip_limit_is_generous(imap):
+    # Thunderbird (5 connections) plus two phones behind one NAT
+    held = [login(imap) for _ in range(12)]
+    for h in held:
+        assert h.noop()[0] == "OK"
+        h.logout()
+
+
+def deliver(inst, subject):
+    with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=10) as s:
+        s.sendmail("x@y.test", [ALICE],
+                   f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+
+
+def read_until(f, pred, timeout):
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = f.readline()
+        if not line:
+            break
+        out.append(line)
+        if pred(line):
+            break
+    return out
+
+
+def raw_login(inst, then):
+    """A raw TLS session after LOGIN and the commands in then (bytes)."""
+    s = ctx().wrap_socket(socket.create_connection(("127.0.0.1", inst.imaps_port)))
+    s.settimeout(buzon.t(10))
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(f"a LOGIN {ALICE} {ALICE_PW}\r\n".encode() + then)
+    last = b"b " if then else b"a "
+    got = read_until(f, lambda l: l.startswith(last), 5)
+    assert got[-1].startswith(last + b"OK"), got
+    return s, f
+
+
+@pytest.mark.buzon_conf(imapd={"autologout": "2s"})
+def test_autologout_says_bye_and_idle_is_activity(imap):
+    # idle session in AUTH state: BYE after ~2 s, then the connection closes
+    s, f = raw_login(imap, b"")
+    t0 = time.monotonic()
+    lines = read_until(f, lambda l: l.startswith(b"* BYE"), buzon.t(10))
+    took = time.monotonic() - t0
+    assert lines and lines[-1].startswith(b"* BYE"), lines
+    assert 1.5 <= took <= buzon.t(6), took
+    assert f.readline() == b"", "connection stays open after autologout BYE"
+    s.close()
+
+    # a client that re-issues IDLE within the timeout is never logged out
+    s, f = raw_login(imap, b"b SELECT INBOX\r\n")
+    for i in range(4):             # 4 x 1.2 s > the 2 s timeout
+        s.sendall(f"i{i} IDLE\r\n".encode())
+        assert f.readline().startswith(b"+ ")
+        time.sleep(1.2)
+        s.sendall(b"DONE\r\n")
+        got = read_until(f, lambda l: l.startswith(f"i{i} ".encode()), 5)
+        assert got[-1].startswith(f"i{i} OK".encode()), got
+    s.sendall(b"z LOGOUT\r\n")
+    assert read_until(f, lambda l: l.startswith(b"z "), 5)[-1].startswith(b"z OK")
+    s.close()
+
+
+def test_own_store_is_not_repeated_at_noop(imap):
+    deliver(imap, "one")
+    m = login(imap)
+    m.select("INBOX")
+    typ, dat = m.uid("STORE", "1", "+FLAGS", r"(\Flagged)")
+    assert typ == "OK"
+    fetches = [d for d in dat if d]
+    assert len(fetches) == 1, dat        # the answer, and no unsolicited copy
+    m.untagged_responses.clear()
+    typ, _ = m.noop()
+    assert "FETCH" not in m.untagged_responses, m.untagged_responses
+    # a change by another session is still reported at NOOP
+    o = login(imap)
+    o.select("INBOX")
+    o.store("1", "+FLAGS", r"(\Answered)")
+    o.logout()
+    m.untagged_responses.clear()
+    m.noop()
+    got = m.untagged_responses.get("FETCH", [])
+    assert any(b"\\Answered" in g for g in got), got
+    m.logout()
