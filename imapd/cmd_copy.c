@@ -29,6 +29,37 @@ uids_to_set(const struct mbox_uids *u, struct buf *out)
 	return r;
 }
 
+/* How many messages of this session's view the UID set names. */
+static size_t
+view_count(const struct imap_selected *sel, const struct mbox_range *set,
+    size_t nset)
+{
+	size_t i, k, n = 0;
+
+	for (i = 0; i < sel->count; i++)
+		for (k = 0; k < nset; k++)
+			if (sel->uids[i] >= set[k].lo && sel->uids[i] <= set[k].hi) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+/* How many of them the index still has (another session may expunge). */
+static int
+index_count(struct imap_session *s, const struct mbox_range *set,
+    size_t nset, size_t *n)
+{
+	struct mbox_msglist list;
+
+	memset(&list, 0, sizeof(list));
+	if (mbox_messages(s->idx, s->sel->id, set, nset, 0, &list) < 0)
+		return -1;
+	*n = list.count;
+	mbox_msglist_free(&list);
+	return 0;
+}
+
 void
 imap_copy(struct imap_session *s, const struct imap_arg *args, size_t count,
     int is_uid, int move)
@@ -39,7 +70,7 @@ imap_copy(struct imap_session *s, const struct imap_arg *args, size_t count,
 	struct mbox_uids src, dst;
 	struct mbox_info info;
 	uint32_t dst_uv = 0;
-	size_t nset, mlen;
+	size_t nset, mlen, want, have;
 	int r;
 
 	if (count != 2 || !imap_arg_astring(&args[1], &mname, &mlen)) {
@@ -62,6 +93,19 @@ imap_copy(struct imap_session *s, const struct imap_arg *args, size_t count,
 		imap_tagged(s, "OK", "%s completed (nothing to do)", verb);
 		return;
 	}
+	/*
+	 * RFC 3501 6.4.7: OK means every message was copied.  One that
+	 * another session expunged cannot be, so nothing is (RFC 2180
+	 * 4.4.1, RFC 5530 EXPUNGEISSUED); the client sees the EXPUNGE at
+	 * its next NOOP and can retry with what is left.
+	 */
+	want = view_count(s->sel, set, nset);
+	if (index_count(s, set, nset, &have) == 0 && have < want) {
+		free(set);
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] Some of the requested "
+		    "messages no longer exist");
+		return;
+	}
 	memset(&src, 0, sizeof(src));
 	memset(&dst, 0, sizeof(dst));
 	r = move ? mbox_move(s->idx, s->sel->id, set, nset, info.id, &src, &dst,
@@ -77,6 +121,18 @@ imap_copy(struct imap_session *s, const struct imap_arg *args, size_t count,
 		mbox_uids_free(&dst);
 		imap_tagged(s, "NO", over ? "[OVERQUOTA] Quota exceeded" :
 		    "[SERVERBUG] %s failed", verb);
+		return;
+	}
+	if (src.count < want) {
+		/* A file vanished under the copy (mutt, POP3): say so. */
+		log_info("sid=%s ip=%s %s to %s: %zu of %zu messages gone",
+		    s->c->sid, s->c->ip, verb, name, want - src.count, want);
+		mbox_uids_free(&src);
+		mbox_uids_free(&dst);
+		if (move)
+			imap_update(s, 1);
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] Some of the requested "
+		    "messages no longer exist");
 		return;
 	}
 	if (src.count > 0) {
