@@ -71,6 +71,17 @@ imap_reply(struct imap_session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A client that only sends garbage (or unknown commands) is let go. */
+static void
+imap_count_bad(struct imap_session *s)
+{
+	if (++s->bad_in_row >= IMAP_MAX_BAD && s->state != IMAP_ST_LOGOUT) {
+		log_info("sid=%s ip=%s too many bad commands", s->c->sid,
+		    s->c->ip);
+		imap_logout(s, "Too many invalid commands");
+	}
+}
+
 void
 imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
 {
@@ -81,6 +92,10 @@ imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
 	va_start(ap, fmt);
 	imap_vreply(s, prefix, fmt, ap);
 	va_end(ap);
+	if (strcmp(status, "BAD") == 0)
+		imap_count_bad(s);
+	else
+		s->bad_in_row = 0;
 }
 
 void
@@ -193,11 +208,7 @@ imap_bad_input(struct imap_session *s, const char *tag, const char *why)
 		imap_reply(s, "%s BAD %s", tag, why);
 	else
 		imap_reply(s, "* BAD %s", why);
-	if (++s->bad_in_row >= IMAP_MAX_BAD) {
-		log_info("sid=%s ip=%s too many bad commands", s->c->sid,
-		    s->c->ip);
-		imap_logout(s, "Too many invalid commands");
-	}
+	imap_count_bad(s);
 }
 
 static void
@@ -252,7 +263,6 @@ imap_read_commands(struct imap_session *s)
 				break;
 			}
 			strlcpy_checked(s->tag, cmd->tag, sizeof(s->tag));
-			s->bad_in_row = 0;
 			imap_dispatch(s, cmd);
 			break;
 		}

@@ -140,3 +140,23 @@ def test_own_store_is_not_repeated_at_noop(imap):
     got = m.untagged_responses.get("FETCH", [])
     assert any(b"\\Answered" in g for g in got), got
     m.logout()
+
+
+def test_unknown_commands_in_a_row_end_the_session(imap):
+    # after login, so the limit on commands before login plays no part
+    s, f = raw_login(imap, b"")
+    s.sendall(b"".join(b"x%d FROBNICATE\r\n" % i for i in range(60)))
+    lines = read_until(f, lambda l: l.startswith(b"* BYE"), buzon.t(10))
+    bad = [l for l in lines if b" BAD " in l]
+    assert lines[-1].startswith(b"* BYE"), lines[-3:]
+    assert len(bad) == 50, len(bad)
+    assert f.readline() == b""
+    s.close()
+    # a good command in between resets the count
+    s, f = raw_login(imap, b"")
+    cmds = [b"x%d FROBNICATE\r\n" % i for i in range(40)] + [b"n NOOP\r\n"] + \
+        [b"y%d FROBNICATE\r\n" % i for i in range(40)] + [b"z LOGOUT\r\n"]
+    s.sendall(b"".join(cmds))
+    lines = read_until(f, lambda l: l.startswith(b"z "), buzon.t(10))
+    assert lines[-1].startswith(b"z OK"), lines[-3:]
+    s.close()
