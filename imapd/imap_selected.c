@@ -11,6 +11,7 @@
 #include "imap_seqset.h"
 #include "../common/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -124,6 +125,7 @@ imap_select_close(struct imap_session *s)
 	dirwatch_remove(&sel->w_new);
 	dirwatch_remove(&sel->w_cur);
 	free(sel->uids);
+	free(sel->saved);
 	free(sel);
 	s->sel = NULL;
 }
@@ -197,7 +199,8 @@ imap_select_open(struct imap_session *s, const char *name, int readonly,
 			first_unseen = i + 1;
 	}
 	mbox_msglist_free(&list);
-	if (!readonly)
+	/* IMAP4rev2 has no \Recent: no claim, no flag, no RECENT */
+	if (!readonly && !s->enabled_rev2)
 		(void)mbox_claim_recent(s->idx, sel->id, &sel->recent_lo,
 		    &sel->recent_hi);
 
@@ -211,8 +214,9 @@ imap_select_open(struct imap_session *s, const char *name, int readonly,
 	buf_printf(out, "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n",
 	    readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*");
 	buf_printf(out, "* %zu EXISTS\r\n", sel->count);
-	buf_printf(out, "* %u RECENT\r\n", sel->recent_hi > sel->recent_lo ?
-	    sel->recent_hi - sel->recent_lo : 0);
+	if (!s->enabled_rev2)
+		buf_printf(out, "* %u RECENT\r\n", sel->recent_hi >
+		    sel->recent_lo ? sel->recent_hi - sel->recent_lo : 0);
 	if (first_unseen > 0)
 		buf_printf(out, "* OK [UNSEEN %zu] First unseen\r\n", first_unseen);
 	buf_printf(out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", sel->uidvalidity);
@@ -302,6 +306,12 @@ imap_update(struct imap_session *s, int allow_expunge)
 	    s->d->synced_at != ev_now(s->d->loop)) {
 		if (mbox_sync(s->idx, sel->id, &sr) < 0) {
 			mbox_sync_result_free(&sr);
+			if (errno == ENOENT) {
+				/* RFC 2180 3.3: another session deleted it. */
+				log_info("sid=%s ip=%s selected mailbox %s was "
+				    "deleted", s->c->sid, s->c->ip, sel->name);
+				imap_logout(s, "Selected mailbox was deleted");
+			}
 			return -1;
 		}
 		mbox_sync_result_free(&sr);

@@ -160,3 +160,21 @@ def test_unknown_commands_in_a_row_end_the_session(imap):
     lines = read_until(f, lambda l: l.startswith(b"z "), buzon.t(10))
     assert lines[-1].startswith(b"z OK"), lines[-3:]
     s.close()
+
+
+def test_session_on_a_mailbox_deleted_elsewhere_gets_bye(imap):
+    a = login(imap)
+    assert a.create("Projects")[0] == "OK"
+    s, f = raw_login(imap, b"b SELECT Projects\r\n")
+    assert a.delete("Projects")[0] == "OK"
+    a.logout()
+    s.sendall(b"c NOOP\r\n")
+    lines = read_until(f, lambda l: l.startswith(b"* BYE") or l.startswith(b"c "),
+                       buzon.t(10))
+    assert lines[-1].startswith(b"* BYE"), lines
+    assert f.readline() in (b"", b"c OK NOOP completed\r\n")
+    s.close()
+    # the daemon is fine and the other mailboxes too
+    m = login(imap)
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
