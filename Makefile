@@ -12,7 +12,7 @@ BUILD   ?= build
 BINDIR  ?= bin
 PYTHON  ?= /usr/bin/python3
 
-PKGS    := openssl sqlite3 libsasl2 libxcrypt
+PKGS    := openssl sqlite3 libsasl2 libxcrypt zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian 12
@@ -118,7 +118,7 @@ bench: all
 
 DEBS := build-essential pkg-config clang libclang-rt-14-dev \
 	libev-dev libssl-dev libsasl2-dev libsasl2-modules libsqlite3-dev \
-	libspf2-dev libopendkim-dev libopendmarc-dev libcrypt-dev libcmocka-dev \
+	libspf2-dev libopendkim-dev libopendmarc-dev libcrypt-dev libcmocka-dev zlib1g-dev \
 	python3 python3-pytest python3-dnslib python3-dkim \
 	swaks libnet-ssleay-perl libio-socket-ssl-perl netcat-openbsd openssl sqlite3 curl isync fetchmail mutt unbound postfix procps iproute2
 

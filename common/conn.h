@@ -1,7 +1,8 @@
 /*
  * conn.h - one client connection over libev: non-blocking reads into a
- * bounded input buffer, buffered writes, an idle timeout, and TLS
- * (implicit or STARTTLS) below it, so protocol code never calls OpenSSL.
+ * bounded input buffer, buffered writes, an idle timeout, TLS (implicit
+ * or STARTTLS) and optional deflate compression (IMAP COMPRESS) below
+ * it, so protocol code never calls OpenSSL or zlib.
  *
  * The protocol gets one callback with typed events.  It may call
  * conn_close() from inside the callback; the conn is freed only after
@@ -27,6 +28,7 @@ enum conn_event {
 };
 
 struct conn;
+struct conn_zlib;	/* conn.c: deflate state, only after COMPRESS */
 typedef void (*conn_cb)(struct conn *c, enum conn_event ev, void *arg);
 
 enum conn_tls { CONN_TLS_NONE, CONN_TLS_WAIT_DRAIN, CONN_TLS_HANDSHAKE,
@@ -47,8 +49,9 @@ struct conn {
 	char tls_cipher[64];
 	int tls_bits;
 
-	struct buf in, out;
-	size_t out_high;	/* stop reading while out is above this */
+	struct buf in, out;	/* always plaintext, even when compressing */
+	size_t out_high;	/* stop reading while output is above this */
+	struct conn_zlib *z;	/* NULL unless conn_compress_start() */
 	conn_cb cb;
 	void *arg;
 
@@ -102,12 +105,26 @@ void conn_resume(struct conn *c);	/* re-delivers CONN_EV_DATA */
  */
 void conn_starttls(struct conn *c, SSL_CTX *ctx);
 
+/*
+ * COMPRESS=DEFLATE (RFC 4978): raw deflate both ways from here on.
+ * Output already queued (the command's tagged OK) still goes out as it
+ * is; everything queued after the call is compressed, and flushed
+ * (Z_SYNC_FLUSH) every time the output is written, so nothing waits in
+ * zlib.  Input still in c->in was sent after the command and so is
+ * compressed: it is inflated like everything read later.  c->in keeps
+ * its limit; a corrupt stream is logged and read as end of input.
+ * 0, or -1 (already compressing, closing, TLS starting, no memory)
+ * with nothing changed.
+ */
+int conn_compress_start(struct conn *c);
+int conn_compressing(const struct conn *c);
+
 /* Flush pending output, then close.  Safe to call more than once. */
 void conn_close(struct conn *c);
 /* Close at once, dropping pending output. */
 void conn_abort(struct conn *c);
 
-/* Bytes waiting to be sent. */
+/* Bytes waiting to be sent (plaintext and compressed). */
 size_t conn_out_pending(const struct conn *c);
 
 #endif
