@@ -1,7 +1,7 @@
 /*
  * cmd_any.c - commands valid in any state or with no mailbox work:
- * CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE
- * (RFC 2342).
+ * CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161; IMAP4rev2
+ * per RFC 9051 6.3.1), NAMESPACE (RFC 2342).
  */
 #include "imap_commands.h"
 #include "../common/log.h"
@@ -117,6 +117,16 @@ cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 		} else if (imap_arg_is_atom(a, "UTF8=ACCEPT")) {
 			flag = &s->enabled_utf8;
 			name = "UTF8=ACCEPT";
+		} else if (imap_arg_is_atom(a, "IMAP4rev2")) {
+			/*
+			 * RFC 9051 has UTF-8 mailbox names and quoted strings
+			 * (the UTF8=ACCEPT part of RFC 6855) built in: names
+			 * go as UTF-8 from now on, not modified UTF-7.  Not
+			 * listed as enabled: the client did not ask for it.
+			 */
+			s->enabled_utf8 = 1;
+			flag = &s->enabled_rev2;
+			name = "IMAP4rev2";
 		}
 		if (flag != NULL && !*flag) {
 			*flag = 1;

@@ -1,8 +1,9 @@
 /*
- * cmd_append.c - APPEND (with APPENDUID, UIDPLUS) and the QUOTA commands
- * in the RFC 2087 form Thunderbird speaks (GETQUOTAROOT, GETQUOTA;
- * STORAGE in KiB).  The message arrives as a literal that the parser
- * has already bounded by IMAP_LITERAL_MAX (APPENDLIMIT).
+ * cmd_append.c - APPEND (with APPENDUID, UIDPLUS; literal8 data, RFC
+ * 3516 4.4) and the QUOTA commands in the RFC 2087 form Thunderbird
+ * speaks (GETQUOTAROOT, GETQUOTA; STORAGE in KiB).  The message arrives
+ * as a literal that the parser has already bounded by IMAP_LITERAL_MAX
+ * (APPENDLIMIT).
  */
 #include "imap_commands.h"
 #include "../common/log.h"
@@ -53,6 +54,26 @@ parse_date_time(const char *p, size_t len, time_t *out)
 	return 0;
 }
 
+/*
+ * The store keeps messages with LF line ends and gives them back with
+ * CRLF, so bytes survive it exactly when every LF follows a CR and no CR
+ * comes right before a CRLF.  Text always does; binary data (literal8)
+ * may not, and RFC 3516 4.4 forbids changing it: such data is refused.
+ */
+static int
+survives_store(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (i == 0 || p[i - 1] != '\r' || (i >= 2 && p[i - 2] == '\r'))
+			return 0;
+	}
+	return 1;
+}
+
 void
 cmd_append(struct imap_session *s, const struct imap_command *cmd)
 {
@@ -98,6 +119,12 @@ cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	dlen = cmd->args[i].len;
 	if (dlen == 0) {
 		imap_tagged(s, "NO", "Empty message");
+		return;
+	}
+	if ((cmd->args[i].flags & IMAP_ARG_F_LITERAL8) &&
+	    !survives_store(data, dlen)) {
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] Binary data with bare line "
+		    "feeds cannot be stored unchanged; send it encoded");
 		return;
 	}
 	if (imap_mailbox_from_client(s, mname, mlen, name, sizeof(name)) < 0 ||

@@ -1,12 +1,19 @@
 /*
  * cmd_fetch.c - FETCH / UID FETCH: FLAGS, UID, INTERNALDATE,
  * RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY, BODY[section]<partial>,
- * BODY.PEEK, RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ, the ALL / FAST
- * / FULL macros and CHANGEDSINCE (RFC 7162).  ENVELOPE and
- * BODYSTRUCTURE are cached in the index; section data is cut from the
- * message file by store/mime_section.  A non-PEEK body fetch sets \Seen
- * (in a read-write mailbox) before the response, which then carries the
- * new FLAGS.  No EXPUNGE is ever sent during FETCH.
+ * BODY.PEEK, BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE (RFC 3516,
+ * RFC 9051 6.4.5), RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ, the ALL /
+ * FAST / FULL macros and CHANGEDSINCE (RFC 7162).  ENVELOPE and
+ * BODYSTRUCTURE are cached in the index; section data is cut (and
+ * BINARY data decoded) from the message file by store/mime_section.  A
+ * non-PEEK body fetch sets \Seen (in a read-write mailbox) before the
+ * response, which then carries the new FLAGS.  No EXPUNGE is ever sent
+ * during FETCH.
+ *
+ * BINARY of a part we cannot decode fails the whole FETCH (NO
+ * [UNKNOWN-CTE]), as does BINARY of a container part; such a FETCH must
+ * not have set \Seen, so a BINARY FETCH that would set it is checked
+ * first.
  */
 #include "imap_commands.h"
 #include "../common/log.h"
@@ -29,8 +36,13 @@ int imap_set_to_uids(struct imap_session *s, const struct imap_arg *a,
 
 enum fetch_kind {
 	F_UID, F_FLAGS, F_INTERNALDATE, F_SIZE, F_ENVELOPE, F_BODYSTRUCTURE,
-	F_BODY, F_SECTION, F_MODSEQ,
+	F_BODY, F_SECTION, F_BINARY, F_BINARY_SIZE, F_MODSEQ,
 };
+
+/* fetch_one() results besides 0 (done) and 1 (message gone: skipped) */
+#define FETCH_ERR		(-1)	/* out of memory, response too big */
+#define FETCH_ERR_NOT_LEAF	(-2)	/* MIME_BINARY_NOT_LEAF */
+#define FETCH_ERR_CTE		(-3)	/* MIME_BINARY_UNKNOWN_CTE */
 
 struct fetch_item {
 	enum fetch_kind kind;
@@ -46,7 +58,22 @@ struct fetch_req {
 	size_t n;
 	int need_file;
 	int sets_seen;
+	int has_binary;			/* some BINARY or BINARY.SIZE item */
 	uint64_t changedsince;
+};
+
+/* The items written NAME[section]<partial>, and what each answers as. */
+static const struct {
+	const char *name;
+	enum fetch_kind kind;
+	int peek;
+	const char *label;
+} section_items[] = {
+	{ "BODY", F_SECTION, 0, "BODY" },
+	{ "BODY.PEEK", F_SECTION, 1, "BODY" },
+	{ "BINARY", F_BINARY, 0, "BINARY" },
+	{ "BINARY.PEEK", F_BINARY, 1, "BINARY" },
+	{ "BINARY.SIZE", F_BINARY_SIZE, 1, "BINARY.SIZE" },
 };
 
 static int
@@ -55,7 +82,8 @@ add_item(struct fetch_req *r, enum fetch_kind k)
 	size_t i;
 
 	for (i = 0; i < r->n; i++)
-		if (r->items[i].kind == k && k != F_SECTION)
+		if (r->items[i].kind == k && k != F_SECTION &&
+		    k != F_BINARY && k != F_BINARY_SIZE)
 			return 0;
 	if (r->n >= FETCH_MAX_ITEMS)
 		return -1;
@@ -67,20 +95,32 @@ add_item(struct fetch_req *r, enum fetch_kind k)
 	return (int)r->n++ >= 0 ? 0 : -1;
 }
 
-/* BODY[...] / BODY.PEEK[...] / RFC822(.HEADER/.TEXT) */
+/*
+ * BODY[...] / BODY.PEEK[...] / RFC822(.HEADER/.TEXT), and BINARY[...] /
+ * BINARY.PEEK[...] / BINARY.SIZE[...] (kind F_BINARY, F_BINARY_SIZE),
+ * whose section is part numbers only (RFC 3516 section-binary) and
+ * whose SIZE takes no partial.
+ */
 static int
-add_section(struct fetch_req *r, const char *text, size_t len, int peek,
-    const char *label, const char *suffix, size_t suffixlen)
+add_section(struct fetch_req *r, enum fetch_kind kind, const char *text,
+    size_t len, int peek, const char *label, const char *suffix,
+    size_t suffixlen)
 {
 	struct fetch_item *it;
 	const char *why;
 
-	if (add_item(r, F_SECTION) < 0)
+	if (add_item(r, kind) < 0)
 		return -1;
 	it = &r->items[r->n - 1];
 	it->peek = peek;
 	if (mime_section_parse(&it->sec, text, len, &why) < 0)
 		return -1;
+	if (kind != F_SECTION) {
+		if (it->sec.text != MIME_SECTION_BODY ||
+		    (kind == F_BINARY_SIZE && suffixlen > 0))
+			return -1;
+		r->has_binary = 1;
+	}
 	if (suffixlen > 0) {
 		if (imap_parse_partial(suffix, suffixlen, &it->origin,
 		    &it->count) < 0)
@@ -103,29 +143,35 @@ add_section(struct fetch_req *r, const char *text, size_t len, int peek,
 	return 0;
 }
 
+/* NAME[section]<partial>: one of section_items[]. */
+static int
+parse_section_item(struct fetch_req *r, const struct imap_arg *a)
+{
+	const char *in = a->str + a->name_len + 1;
+	size_t inlen = a->len - a->name_len - 2 - a->suffix_len, i;
+	char label[256];
+
+	for (i = 0; i < sizeof(section_items) / sizeof(section_items[0]); i++)
+		if (strlen(section_items[i].name) == a->name_len &&
+		    strncasecmp(section_items[i].name, a->str, a->name_len) == 0)
+			break;
+	if (i == sizeof(section_items) / sizeof(section_items[0]))
+		return -1;
+	if (snprintf_checked(label, sizeof(label), "%s[%.*s]",
+	    section_items[i].label, (int)inlen, in) < 0)
+		return -1;
+	return add_section(r, section_items[i].kind, in, inlen,
+	    section_items[i].peek, label, a->str + a->len - a->suffix_len,
+	    a->suffix_len);
+}
+
 static int
 parse_item(struct fetch_req *r, const struct imap_arg *a)
 {
 	if (a->type != IMAP_ARG_ATOM)
 		return -1;
-	if (a->flags & IMAP_ARG_F_SECTION) {
-		const char *name = a->str, *in = a->str + a->name_len + 1;
-		size_t inlen = a->len - a->name_len - 2 - a->suffix_len;
-		char label[256];
-		int peek;
-
-		if (a->name_len == 4 && strncasecmp(name, "BODY", 4) == 0)
-			peek = 0;
-		else if (a->name_len == 9 && strncasecmp(name, "BODY.PEEK", 9) == 0)
-			peek = 1;
-		else
-			return -1;
-		if (snprintf_checked(label, sizeof(label), "BODY[%.*s]",
-		    (int)inlen, in) < 0)
-			return -1;
-		return add_section(r, in, inlen, peek, label,
-		    a->str + a->len - a->suffix_len, a->suffix_len);
-	}
+	if (a->flags & IMAP_ARG_F_SECTION)
+		return parse_section_item(r, a);
 	if (imap_arg_is_atom(a, "UID"))
 		return add_item(r, F_UID);
 	if (imap_arg_is_atom(a, "FLAGS"))
@@ -143,11 +189,13 @@ parse_item(struct fetch_req *r, const struct imap_arg *a)
 	if (imap_arg_is_atom(a, "MODSEQ"))
 		return add_item(r, F_MODSEQ);
 	if (imap_arg_is_atom(a, "RFC822"))
-		return add_section(r, "", 0, 0, "RFC822", NULL, 0);
+		return add_section(r, F_SECTION, "", 0, 0, "RFC822", NULL, 0);
 	if (imap_arg_is_atom(a, "RFC822.HEADER"))
-		return add_section(r, "HEADER", 6, 1, "RFC822.HEADER", NULL, 0);
+		return add_section(r, F_SECTION, "HEADER", 6, 1,
+		    "RFC822.HEADER", NULL, 0);
 	if (imap_arg_is_atom(a, "RFC822.TEXT"))
-		return add_section(r, "TEXT", 4, 0, "RFC822.TEXT", NULL, 0);
+		return add_section(r, F_SECTION, "TEXT", 4, 0, "RFC822.TEXT",
+		    NULL, 0);
 	return -1;
 }
 
@@ -283,6 +331,68 @@ structure_item(struct imap_session *s, const struct mbox_msg *m,
 	return 0;
 }
 
+/* BODY[section]<partial>: " BODY[...] {n}" and the data. */
+static int
+section_item(const struct fetch_item *it, const char *sep,
+    const struct buf *msg, const struct mime_message *mm, struct buf *out)
+{
+	struct buf data;
+	int rc;
+
+	buf_init(&data, out->max);
+	rc = mime_section_fetch(msg->data ? msg->data : "", mm, &it->sec,
+	    it->partial ? (size_t)it->origin : 0,
+	    it->partial ? (size_t)it->count : SIZE_MAX, &data);
+	if (rc == 0)
+		rc = buf_printf(out, "%s%s {%zu}\r\n", sep, it->label,
+		    data.len) | buf_append(out, data.data, data.len);
+	buf_free(&data);
+	return rc < 0 ? FETCH_ERR : 0;
+}
+
+/*
+ * BINARY[part]<partial> or BINARY.SIZE[part].  The data goes as a
+ * literal8 ~{n} only when it holds a NUL (RFC 3516 4.3: a client can
+ * then tell NUL-free data without scanning it), else as {n}.
+ */
+static int
+binary_item(const struct fetch_item *it, const char *sep,
+    const struct buf *msg, const struct mime_message *mm, struct buf *out)
+{
+	const char *text = msg->data ? msg->data : "";
+	struct buf data;
+	size_t size;
+	int rc;
+
+	if (it->kind == F_BINARY_SIZE) {
+		rc = mime_binary_fetch(text, mm, it->sec.part, it->sec.nparts,
+		    0, 0, NULL, &size);
+		if (rc == 0)
+			rc = buf_printf(out, "%s%s %zu", sep, it->label, size);
+	} else {
+		buf_init(&data, out->max);
+		rc = mime_binary_fetch(text, mm, it->sec.part, it->sec.nparts,
+		    it->partial ? (size_t)it->origin : 0,
+		    it->partial ? (size_t)it->count : SIZE_MAX, &data, NULL);
+		if (rc == 0)
+			rc = buf_printf(out, "%s%s %s{%zu}\r\n", sep, it->label,
+			    data.len > 0 && memchr(data.data, '\0',
+			    data.len) != NULL ? "~" : "", data.len) |
+			    buf_append(out, data.data, data.len);
+		buf_free(&data);
+	}
+	if (rc == MIME_BINARY_NOT_LEAF)
+		return FETCH_ERR_NOT_LEAF;
+	if (rc == MIME_BINARY_UNKNOWN_CTE)
+		return FETCH_ERR_CTE;
+	return rc < 0 ? FETCH_ERR : 0;
+}
+
+/*
+ * One message's "* n FETCH (...)" into out: 0, 1 when the message is
+ * gone (nothing written), or FETCH_ERR* with a partial response left in
+ * out for the caller to cut off.
+ */
 static int
 fetch_one(struct imap_session *s, const struct fetch_req *r, int is_uid,
     size_t seq, const struct mbox_msg *m, struct buf *msg, struct buf *out)
@@ -330,25 +440,18 @@ fetch_one(struct imap_session *s, const struct fetch_req *r, int is_uid,
 			    "BODYSTRUCTURE");
 			rc = structure_item(s, m, it->kind, msg, &mm, out);
 			break;
-		case F_SECTION: {
-			struct buf data;
-
+		case F_SECTION:
+		case F_BINARY:
+		case F_BINARY_SIZE:
 			if (mm == NULL && (mm = mime_parse(msg->data ? msg->data :
 			    "", msg->len)) == NULL) {
-				rc = -1;
+				rc = FETCH_ERR;
 				break;
 			}
-			buf_init(&data, out->max);
-			rc = mime_section_fetch(msg->data ? msg->data : "", mm,
-			    &it->sec, it->partial ? (size_t)it->origin : 0,
-			    it->partial ? (size_t)it->count : SIZE_MAX, &data);
-			if (rc == 0)
-				rc = buf_printf(out, "%s%s {%zu}\r\n", sep,
-				    it->label, data.len) |
-				    buf_append(out, data.data, data.len);
-			buf_free(&data);
+			rc = it->kind == F_SECTION ?
+			    section_item(it, sep, msg, mm, out) :
+			    binary_item(it, sep, msg, mm, out);
 			break;
-		}
 		}
 		sep = " ";
 	}
@@ -361,6 +464,127 @@ fetch_one(struct imap_session *s, const struct fetch_req *r, int is_uid,
 	return rc;
 }
 
+/*
+ * BINARY fails the whole FETCH when a part is a container or cannot be
+ * decoded.  A FETCH that sets \Seen checks its BINARY items on every
+ * message first, so that a failing one changes no flags.  0 or FETCH_ERR*.
+ */
+static int
+binary_precheck(struct imap_session *s, const struct fetch_req *r,
+    const struct mbox_range *set, size_t nset, struct buf *msg)
+{
+	struct mbox_msglist list;
+	struct mime_message *mm;
+	size_t i, k;
+	int rc = 0;
+
+	memset(&list, 0, sizeof(list));
+	if (mbox_messages(s->idx, s->sel->id, set, nset, 0, &list) < 0)
+		return FETCH_ERR;
+	for (i = 0; i < list.count && rc == 0; i++) {
+		if (imap_seq_of_uid(s->sel, list.msgs[i].uid) == 0 ||
+		    read_message(s, &list.msgs[i], msg) < 0)
+			continue;
+		mm = mime_parse(msg->data ? msg->data : "", msg->len);
+		if (mm == NULL) {
+			rc = FETCH_ERR;
+			break;
+		}
+		for (k = 0; k < r->n && rc == 0; k++)
+			if (r->items[k].kind == F_BINARY ||
+			    r->items[k].kind == F_BINARY_SIZE)
+				rc = mime_binary_check(mm, r->items[k].sec.part,
+				    r->items[k].sec.nparts);
+		mime_free(mm);
+	}
+	mbox_msglist_free(&list);
+	if (rc == MIME_BINARY_NOT_LEAF)
+		return FETCH_ERR_NOT_LEAF;
+	if (rc == MIME_BINARY_UNKNOWN_CTE)
+		return FETCH_ERR_CTE;
+	return rc;
+}
+
+/*
+ * The FETCH responses for list, written out every megabyte.  On a
+ * failure the failing message's partial response is cut off (the ones
+ * before it stand: untagged FETCH data is never wrong to send).
+ * 0 or FETCH_ERR*.
+ */
+static int
+fetch_list(struct imap_session *s, const struct fetch_req *r, int is_uid,
+    const struct mbox_msglist *list, struct buf *msg)
+{
+	struct buf out;
+	size_t i, mark;
+	int rc = 0;
+
+	buf_init(&out, IMAP_LITERAL_MAX);
+	for (i = 0; i < list->count && rc == 0; i++) {
+		size_t seq = imap_seq_of_uid(s->sel, list->msgs[i].uid);
+
+		if (seq == 0)
+			continue;	/* not in this session's view yet */
+		mark = out.len;
+		rc = fetch_one(s, r, is_uid, seq, &list->msgs[i], msg, &out);
+		if (rc < 0) {
+			out.len = mark;
+			if (out.data != NULL)
+				out.data[mark] = '\0';
+			break;
+		}
+		rc = 0;
+		if (out.len > 1024 * 1024) {
+			if (conn_write(s->c, out.data, out.len) < 0) {
+				conn_abort(s->c);
+				break;
+			}
+			buf_reset(&out);
+		}
+	}
+	if (out.len > 0 && conn_write(s->c, out.data, out.len) < 0)
+		conn_abort(s->c);
+	buf_free(&out);
+	return rc;
+}
+
+/*
+ * The implicit \Seen of a non-PEEK body fetch; the FETCH responses then
+ * carry FLAGS.  As for STORE: when nothing else was waiting to be
+ * reported, the change is ours and answered here, so the mark moves past
+ * it and the update after the FETCH does not repeat it.
+ */
+static void
+set_seen(struct imap_session *s, struct fetch_req *r,
+    const struct mbox_range *set, size_t nset)
+{
+	struct mbox_store_req sr = { .mode = MBOX_STORE_ADD,
+	    .flags = MBOX_F_SEEN };
+	struct mbox_status st;
+	int caught_up;
+
+	caught_up = mbox_status(s->idx, s->sel->id, &st) == 0 &&
+	    st.highestmodseq == s->sel->modseq;
+	(void)mbox_store(s->idx, s->sel->id, set, nset, &sr, NULL, NULL);
+	if (caught_up && mbox_status(s->idx, s->sel->id, &st) == 0)
+		s->sel->modseq = st.highestmodseq;
+	if (!has_kind(r, F_FLAGS))
+		add_item(r, F_FLAGS);
+}
+
+static void
+fetch_failed(struct imap_session *s, int rc)
+{
+	if (rc == FETCH_ERR_CTE)
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] Cannot decode the "
+		    "Content-Transfer-Encoding of that part");
+	else if (rc == FETCH_ERR_NOT_LEAF)
+		imap_tagged(s, "NO", "BINARY is only for leaf body parts, not "
+		    "multipart or message parts (RFC 9051 6.4.5)");
+	else
+		imap_tagged(s, "NO", "[SERVERBUG] FETCH failed");
+}
+
 void
 imap_fetch(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid)
@@ -368,8 +592,9 @@ imap_fetch(struct imap_session *s, const struct imap_arg *args,
 	static struct fetch_req req;	/* large; one FETCH at a time */
 	struct mbox_range *set = NULL;
 	struct mbox_msglist list;
-	struct buf out, msg;
-	size_t nset, i;
+	struct buf msg;
+	size_t nset;
+	int rc = 0;
 
 	if (parse_fetch(&req, args, count) < 0) {
 		fetch_req_free(&req);
@@ -383,49 +608,29 @@ imap_fetch(struct imap_session *s, const struct imap_arg *args,
 		return;
 	}
 	memset(&list, 0, sizeof(list));
+	buf_init(&msg, IMAP_LITERAL_MAX);
 	if (nset > 0 && req.sets_seen && !s->sel->readonly) {
-		struct mbox_store_req sr = { .mode = MBOX_STORE_ADD,
-		    .flags = MBOX_F_SEEN };
-
-		(void)mbox_store(s->idx, s->sel->id, set, nset, &sr, NULL, NULL);
-		if (!has_kind(&req, F_FLAGS))
-			add_item(&req, F_FLAGS);
+		if (req.has_binary)
+			rc = binary_precheck(s, &req, set, nset, &msg);
+		if (rc == 0)
+			set_seen(s, &req, set, nset);
 	}
-	if (nset > 0 && mbox_messages(s->idx, s->sel->id, set, nset,
-	    req.changedsince, &list) < 0) {
-		free(set);
-		fetch_req_free(&req);
+	if (rc == 0 && nset > 0 && mbox_messages(s->idx, s->sel->id, set,
+	    nset, req.changedsince, &list) < 0) {
 		log_error("sid=%s ip=%s FETCH: %s", s->c->sid, s->c->ip,
 		    mbox_index_error(s->idx));
-		imap_tagged(s, "NO", "[SERVERBUG] FETCH failed");
-		return;
+		rc = FETCH_ERR;
 	}
 	free(set);
-	buf_init(&out, IMAP_LITERAL_MAX);
-	buf_init(&msg, IMAP_LITERAL_MAX);
-	for (i = 0; i < list.count; i++) {
-		size_t seq = imap_seq_of_uid(s->sel, list.msgs[i].uid);
-
-		if (seq == 0)
-			continue;	/* not in this session's view yet */
-		if (fetch_one(s, &req, is_uid, seq, &list.msgs[i], &msg,
-		    &out) < 0)
-			break;
-		if (out.len > 1024 * 1024) {
-			if (conn_write(s->c, out.data, out.len) < 0) {
-				conn_abort(s->c);
-				break;
-			}
-			buf_reset(&out);
-		}
-	}
-	if (out.len > 0 && conn_write(s->c, out.data, out.len) < 0)
-		conn_abort(s->c);
-	buf_free(&out);
+	if (rc == 0)
+		rc = fetch_list(s, &req, is_uid, &list, &msg);
 	buf_free(&msg);
 	mbox_msglist_free(&list);
 	fetch_req_free(&req);
 	/* New mail is announced after the FETCH responses, not among them. */
 	imap_update(s, is_uid);
-	imap_tagged(s, "OK", "FETCH completed");
+	if (rc < 0)
+		fetch_failed(s, rc);
+	else
+		imap_tagged(s, "OK", "FETCH completed");
 }

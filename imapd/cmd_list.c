@@ -1,8 +1,12 @@
 /*
- * cmd_list.c - LIST (RFC 3501, LIST-EXTENDED RFC 5258, SPECIAL-USE
- * RFC 6154, LIST-STATUS RFC 5819) and LSUB.  "." is the hierarchy
- * separator.  Special-use attributes and \HasChildren/\HasNoChildren are
- * always sent (CHILDREN, RFC 3348).
+ * cmd_list.c - LIST (RFC 3501, RFC 9051 6.3.9, LIST-EXTENDED RFC 5258,
+ * SPECIAL-USE RFC 6154, LIST-STATUS RFC 5819) and LSUB.  "." is the
+ * hierarchy separator.  Special-use attributes and \HasChildren /
+ * \HasNoChildren are always sent (CHILDREN, RFC 3348).  A hierarchy
+ * level that is not a mailbox (Maildir++ can hold "a.b" without "a") is
+ * listed for a pattern ending in "%", as \NonExistent to an IMAP4rev2
+ * client and as \Noselect to an IMAP4rev1 one.  Names are UTF-8 for
+ * UTF8=ACCEPT and IMAP4rev2 clients, else modified UTF-7.
  */
 #include "imap_commands.h"
 #include "../common/log.h"
@@ -141,17 +145,161 @@ parse_list_args(struct imap_session *s, const struct imap_command *cmd,
 	return 0;
 }
 
+/* What one LIST command works with. */
+struct list_ctx {
+	struct imap_session *s;
+	const struct list_opts *o;
+	const struct mbox_info *boxes;
+	size_t nboxes;
+	char **subs;
+	size_t nsubs;
+	struct buf seen;	/* names listed so far, NUL-separated */
+	struct buf out;
+};
+
+/*
+ * One LIST/LSUB line; o (NULL: none) asks for its STATUS too, childinfo
+ * adds RFC 5258's ("CHILDINFO" ("SUBSCRIBED")).
+ */
 static void
 list_one(struct imap_session *s, const char *verb, const char *name,
-    const char *attrs, const struct list_opts *o, struct buf *out)
+    const char *attrs, const struct list_opts *o, int childinfo,
+    struct buf *out)
 {
 	const char *why;
+	size_t mark;
 
 	buf_printf(out, "* %s (%s) \".\" ", verb, attrs);
 	imap_append_mailbox(s, out, name);
+	if (childinfo)
+		buf_puts(out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	buf_append(out, "\r\n", 2);
-	if (o != NULL && o->ret_status && strstr(attrs, "\\NonExistent") == NULL)
-		imap_status_line(s, name, o->status_items, out, &why);
+	if (o != NULL && o->ret_status) {
+		mark = out->len;
+		if (imap_status_line(s, name, o->status_items, out, &why) < 0) {
+			out->len = mark;	/* no half STATUS line */
+			if (out->data != NULL)
+				out->data[mark] = '\0';
+		}
+	}
+}
+
+static int
+box_exists(const struct list_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nboxes; i++)
+		if (strcmp(c->boxes[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* RFC 3501 6.3.8: a "%" at the end also returns matching levels. */
+static int
+matches_level(const struct list_opts *o, const char *level)
+{
+	size_t i, n;
+
+	for (i = 0; i < o->npatterns; i++) {
+		n = strlen(o->patterns[i]);
+		if (n > 0 && o->patterns[i][n - 1] == '%' &&
+		    imap_list_match(o->patterns[i], level))
+			return 1;
+	}
+	return 0;
+}
+
+/* Remember name as listed; 1 if it was already (or cannot be kept). */
+static int
+seen_before(struct buf *seen, const char *name)
+{
+	size_t off = 0;
+
+	while (off < seen->len) {
+		if (strcmp(seen->data + off, name) == 0)
+			return 1;
+		off += strlen(seen->data + off) + 1;
+	}
+	return buf_append(seen, name, strlen(name) + 1) < 0;
+}
+
+/*
+ * RECURSIVEMATCH (RFC 5258 3.5, RFC 9051 6.3.9): name has a subscribed
+ * descendant that the patterns do not return themselves.
+ */
+static int
+has_childinfo(const struct list_ctx *c, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (!c->o->sel_recursive)
+		return 0;
+	for (i = 0; i < c->nsubs; i++)
+		if (strncmp(c->subs[i], name, n) == 0 && c->subs[i][n] == '.' &&
+		    !matches_any(c->o, c->subs[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The levels above name ("a" and "a.b" for "a.b.c") that are not
+ * mailboxes: with a pattern ending in "%" they are listed (RFC 3501
+ * 6.3.8), and with RECURSIVEMATCH when they hold a subscribed name the
+ * patterns skip; each once.
+ */
+static void
+list_missing_levels(struct list_ctx *c, const char *name)
+{
+	char level[MBOX_NAME_MAX + 1];
+	const char *dot, *attrs;
+	size_t len;
+	int ci;
+
+	for (dot = strchr(name, '.'); dot != NULL; dot = strchr(dot + 1, '.')) {
+		len = (size_t)(dot - name);
+		if (len >= sizeof(level))
+			break;
+		memcpy(level, name, len);
+		level[len] = '\0';
+		if (box_exists(c, level))
+			continue;
+		if (c->o->sel_subscribed) {
+			if (is_subscribed(c->subs, c->nsubs, level) ||
+			    !matches_any(c->o, level) ||
+			    !(ci = has_childinfo(c, level)))
+				continue;
+			attrs = "\\NonExistent";
+		} else {
+			if (!matches_level(c->o, level))
+				continue;
+			ci = 0;
+			attrs = c->s->enabled_rev2 ?
+			    "\\NonExistent \\HasChildren" :
+			    "\\Noselect \\HasChildren";
+		}
+		if (!seen_before(&c->seen, level))
+			list_one(c->s, "LIST", level, attrs, NULL, ci, &c->out);
+	}
+}
+
+static void
+list_box(struct list_ctx *c, const struct mbox_info *b)
+{
+	const struct list_opts *o = c->o;
+	int sub = is_subscribed(c->subs, c->nsubs, b->name);
+	int ci = o->sel_subscribed && has_childinfo(c, b->name);
+	const char *su = mbox_special_attr(b->special);
+	char attrs[128];
+
+	if (!matches_any(o, b->name) || (o->sel_subscribed && !sub && !ci))
+		return;
+	snprintf_checked(attrs, sizeof(attrs), "%s%s%s%s",
+	    b->has_children ? "\\HasChildren" : "\\HasNoChildren",
+	    su ? " " : "", su ? su : "",
+	    (sub && (o->ret_subscribed || o->sel_subscribed)) ?
+	    " \\Subscribed" : "");
+	list_one(c->s, "LIST", b->name, attrs, o, ci, &c->out);
 }
 
 void
@@ -159,9 +307,8 @@ cmd_list(struct imap_session *s, const struct imap_command *cmd)
 {
 	struct list_opts o;
 	struct mbox_info *boxes = NULL;
-	size_t nboxes = 0, nsubs = 0, i;
-	char **subs = NULL;
-	struct buf out;
+	struct list_ctx c;
+	size_t i;
 	int empty;
 
 	if (parse_list_args(s, cmd, &o, &empty) < 0) {
@@ -174,49 +321,42 @@ cmd_list(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, "OK", "LIST completed");
 		return;
 	}
-	if (mbox_list(s->idx, &boxes, &nboxes) < 0 ||
-	    mbox_subscriptions(s->idx, &subs, &nsubs) < 0) {
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.o = &o;
+	if (mbox_list(s->idx, &boxes, &c.nboxes) < 0 ||
+	    mbox_subscriptions(s->idx, &c.subs, &c.nsubs) < 0) {
 		log_error("sid=%s ip=%s LIST: %s", s->c->sid, s->c->ip,
 		    mbox_index_error(s->idx));
 		free(boxes);
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot list mailboxes");
 		return;
 	}
-	buf_init(&out, 64 * 1024 * 1024);
-	for (i = 0; i < nboxes; i++) {
-		const struct mbox_info *b = &boxes[i];
-		int sub = is_subscribed(subs, nsubs, b->name);
-		char attrs[128];
-		const char *su = mbox_special_attr(b->special);
-
-		if (!matches_any(&o, b->name) || (o.sel_subscribed && !sub))
-			continue;
-		snprintf_checked(attrs, sizeof(attrs), "%s%s%s%s",
-		    b->has_children ? "\\HasChildren" : "\\HasNoChildren",
-		    su ? " " : "", su ? su : "",
-		    (sub && (o.ret_subscribed || o.sel_subscribed)) ?
-		    " \\Subscribed" : "");
-		list_one(s, "LIST", b->name, attrs, &o, &out);
+	c.boxes = boxes;
+	buf_init(&c.out, 64 * 1024 * 1024);
+	buf_init(&c.seen, (c.nboxes + c.nsubs + 1) * (MBOX_NAME_MAX + 1));
+	/* names sort before their children: each level precedes its boxes */
+	for (i = 0; i < c.nboxes; i++) {
+		list_missing_levels(&c, boxes[i].name);
+		list_box(&c, &boxes[i]);
 	}
 	/* Subscribed names that no longer exist (RFC 5258 3.1). */
-	if (o.sel_subscribed) {
-		for (i = 0; i < nsubs; i++) {
-			size_t k;
-			int exists = 0;
-
-			for (k = 0; k < nboxes; k++)
-				if (strcmp(boxes[k].name, subs[i]) == 0)
-					exists = 1;
-			if (!exists && matches_any(&o, subs[i]))
-				list_one(s, "LIST", subs[i],
-				    "\\NonExistent \\Subscribed", NULL, &out);
-		}
+	for (i = 0; o.sel_subscribed && i < c.nsubs; i++) {
+		if (box_exists(&c, c.subs[i]))
+			continue;
+		list_missing_levels(&c, c.subs[i]);
+		if (matches_any(&o, c.subs[i]) &&
+		    !seen_before(&c.seen, c.subs[i]))
+			list_one(s, "LIST", c.subs[i],
+			    "\\NonExistent \\Subscribed", NULL,
+			    has_childinfo(&c, c.subs[i]), &c.out);
 	}
-	if (conn_write(s->c, out.data, out.len) < 0)
+	if (conn_write(s->c, c.out.data, c.out.len) < 0)
 		conn_abort(s->c);
-	buf_free(&out);
+	buf_free(&c.out);
+	buf_free(&c.seen);
 	free(boxes);
-	mbox_strings_free(subs, nsubs);
+	mbox_strings_free(c.subs, c.nsubs);
 	imap_tagged(s, "OK", "LIST completed");
 }
 
@@ -251,7 +391,7 @@ cmd_lsub(struct imap_session *s, const struct imap_command *cmd)
 		if (!matches_any(&o, subs[i]))
 			continue;
 		list_one(s, "LSUB", subs[i], r == 1 ? "" : "\\Noselect", NULL,
-		    &out);
+		    0, &out);
 	}
 	if (conn_write(s->c, out.data, out.len) < 0)
 		conn_abort(s->c);

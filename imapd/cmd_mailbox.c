@@ -1,6 +1,7 @@
 /*
  * cmd_mailbox.c - CREATE (with CREATE-SPECIAL-USE, RFC 6154), DELETE,
- * RENAME, SUBSCRIBE, UNSUBSCRIBE and STATUS.  Names are validated by the
+ * RENAME, SUBSCRIBE, UNSUBSCRIBE and STATUS (with SIZE, RFC 8438, and
+ * IMAP4rev2's DELETED, RFC 9051 6.3.11).  Names are validated by the
  * index (mbox_name_valid): nothing can leave the user's directory.
  */
 #include "imap_commands.h"
@@ -193,6 +194,24 @@ cmd_unsubscribe(struct imap_session *s, const struct imap_command *cmd)
 	subscribe(s, cmd, 0);
 }
 
+/* Messages with \Deleted (STATUS DELETED): the index keeps no count. */
+static int
+count_deleted(struct imap_session *s, int64_t id, uint32_t *n_r)
+{
+	struct mbox_msglist list;
+	size_t i;
+
+	*n_r = 0;
+	memset(&list, 0, sizeof(list));
+	if (mbox_messages(s->idx, id, NULL, 0, 0, &list) < 0)
+		return -1;
+	for (i = 0; i < list.count; i++)
+		if (list.msgs[i].flags & MBOX_F_DELETED)
+			(*n_r)++;
+	mbox_msglist_free(&list);
+	return 0;
+}
+
 /*
  * "* STATUS name (ITEM n ...)\r\n" into out.  0, or -1 with *why a
  * tagged reply ("BAD ..." / "NO ...").
@@ -245,7 +264,15 @@ imap_status_line(struct imap_session *s, const char *name,
 		else if (imap_arg_is_atom(a, "HIGHESTMODSEQ"))
 			buf_printf(out, "%sHIGHESTMODSEQ %llu", sep,
 			    (unsigned long long)st.highestmodseq);
-		else {
+		else if (imap_arg_is_atom(a, "DELETED")) {
+			uint32_t n;
+
+			if (count_deleted(s, info.id, &n) < 0) {
+				*why = "NO [SERVERBUG] Cannot read mailbox status";
+				return -1;
+			}
+			buf_printf(out, "%sDELETED %u", sep, n);
+		} else {
 			*why = "BAD Unknown STATUS item";
 			return -1;
 		}

@@ -1,10 +1,17 @@
 /*
  * cmd_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH
- * result options (RFC 4731 RETURN (MIN MAX ALL COUNT)) and CONDSTORE's
- * MODSEQ key and (MODSEQ n) result (RFC 7162 3.1.5).  The program comes
+ * result options (RFC 4731 RETURN (MIN MAX ALL COUNT)), SEARCHRES
+ * (RFC 5182: RETURN (SAVE) and the "$" it defines, also for the other
+ * commands' sets through imap_saved_to_uids()) and CONDSTORE's MODSEQ
+ * key and (MODSEQ n) result (RFC 7162 3.1.5).  After ENABLE IMAP4rev2
+ * every SEARCH answers ESEARCH (RFC 9051 6.4.4).  The program comes
  * from imap_search.c; this file walks the session's view in sequence
  * order, decides each message on index metadata and reads the file only
  * when a key needs its text.
+ *
+ * The saved result is a list of UIDs in the selected mailbox's state,
+ * so expunges shrink it by themselves and "$" means the same messages
+ * to FETCH and to UID FETCH.
  *
  * Must never: send EXPUNGE during SEARCH (RFC 3501 7.4.1), so the
  * numbers it answers stay this session's numbers; nor read a message
@@ -68,6 +75,25 @@ read_message(struct imap_session *s, uint32_t uid, struct buf *b)
 	return n < 0 ? -1 : 0;
 }
 
+/* 1 if uid is in the saved result (sorted ascending). */
+static int
+is_saved(const struct imap_selected *sel, uint32_t uid)
+{
+	size_t lo = 0, hi = sel->nsaved;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sel->saved[mid] == uid)
+			return 1;
+		if (sel->saved[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 /* Evaluate over the view in sequence order.  0, or -1 (index error). */
 static int
 run_search(struct imap_session *s, const struct search_program *prog,
@@ -102,6 +128,7 @@ run_search(struct imap_session *s, const struct search_program *prog,
 		sm.flags = m->flags;
 		sm.keywords = m->keywords;
 		sm.recent = uid >= sel->recent_lo && uid < sel->recent_hi;
+		sm.saved = prog->uses_saved && is_saved(sel, uid);
 		sm.size = m->size;
 		sm.modseq = m->modseq;
 		sm.internaldate = m->internaldate;
@@ -197,6 +224,80 @@ format_search(const struct search_program *prog,
 	return r ? -1 : 0;
 }
 
+/* Replace the saved result with uids[0..n) (ascending; taken over). */
+static void
+saved_replace(struct imap_selected *sel, uint32_t *uids, size_t n)
+{
+	free(sel->saved);
+	sel->saved = uids;
+	sel->nsaved = n;
+}
+
+/*
+ * RETURN (SAVE ...): the hits as UIDs; only the lowest and/or highest
+ * when MIN and/or MAX are the only other options (RFC 5182).
+ * -1 when memory runs out.
+ */
+static int
+save_hits(struct imap_selected *sel, unsigned ret, int is_uid,
+    const struct search_hits *h)
+{
+	uint32_t *uids = NULL;
+	size_t i, n = 0;
+	int all = (ret & (SEARCH_RET_ALL | SEARCH_RET_COUNT)) ||
+	    !(ret & (SEARCH_RET_MIN | SEARCH_RET_MAX));
+
+	if (h->n > 0 && (uids = calloc(h->n, sizeof(*uids))) == NULL)
+		return -1;
+	for (i = 0; i < h->n; i++) {
+		if (!all && !((i == 0 && (ret & SEARCH_RET_MIN)) ||
+		    (i == h->n - 1 && (ret & SEARCH_RET_MAX))))
+			continue;
+		uids[n++] = is_uid ? h->vals[i] : sel->uids[h->vals[i] - 1];
+	}
+	saved_replace(sel, uids, n);
+	return 0;
+}
+
+/*
+ * "$" as a set for FETCH, STORE, COPY, MOVE, UID EXPUNGE (called from
+ * imap_set_to_uids()): the saved UIDs still in this session's view, as
+ * ranges.  An empty result is an empty set, not an error (RFC 5182).
+ * 0, or -1 after a tagged NO.
+ */
+int
+imap_saved_to_uids(struct imap_session *s, struct mbox_range **ranges_r,
+    size_t *n_r)
+{
+	const struct imap_selected *sel = s->sel;
+	struct mbox_range *r;
+	size_t i, n = 0;
+
+	*ranges_r = NULL;
+	*n_r = 0;
+	if (sel->nsaved == 0)
+		return 0;
+	if ((r = calloc(sel->nsaved, sizeof(*r))) == NULL) {
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		return -1;
+	}
+	for (i = 0; i < sel->nsaved; i++) {
+		uint32_t uid = sel->saved[i];
+
+		if (imap_seq_of_uid(sel, uid) == 0)
+			continue;	/* expunged since */
+		if (n > 0 && r[n - 1].hi + 1 == uid)
+			r[n - 1].hi = uid;
+		else {
+			r[n].lo = r[n].hi = uid;
+			n++;
+		}
+	}
+	*ranges_r = r;
+	*n_r = n;
+	return 0;
+}
+
 void
 imap_search(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid)
@@ -209,6 +310,9 @@ imap_search(struct imap_session *s, const struct imap_arg *args,
 
 	r = search_parse(&prog, args, count, &why);
 	if (r < 0) {
+		/* RFC 5182: a SAVE that fails with NO empties "$" */
+		if (r != SEARCH_ERR_SYNTAX && (prog.ret & SEARCH_RET_SAVE))
+			saved_replace(s->sel, NULL, 0);
 		search_program_free(&prog);
 		if (r == SEARCH_ERR_CHARSET)
 			imap_tagged(s, "NO", "%s", why);
@@ -232,14 +336,24 @@ imap_search(struct imap_session *s, const struct imap_arg *args,
 		    mbox_index_error(s->idx));
 		free(hits.vals);
 		free(hits.modseqs);
+		if (prog.ret & SEARCH_RET_SAVE)
+			saved_replace(s->sel, NULL, 0);
 		search_program_free(&prog);
 		imap_tagged(s, "NO", "[SERVERBUG] SEARCH failed");
 		return;
 	}
 	buf_init(&out, BUF_UNLIMITED);
-	r = prog.esearch ? format_esearch(s, &prog, is_uid, &hits, &out) :
-	    format_search(&prog, &hits, &out);
-	if (r == 0 && conn_write(s->c, out.data, out.len) < 0)
+	r = 0;
+	if ((prog.ret & SEARCH_RET_SAVE) &&
+	    save_hits(s->sel, prog.ret, is_uid, &hits) < 0) {
+		saved_replace(s->sel, NULL, 0);
+		r = -1;
+	}
+	/* RETURN (SAVE) alone answers with the tagged OK only (RFC 5182) */
+	if (r == 0 && prog.ret != SEARCH_RET_SAVE)
+		r = prog.esearch ? format_esearch(s, &prog, is_uid, &hits,
+		    &out) : format_search(&prog, &hits, &out);
+	if (r == 0 && out.len > 0 && conn_write(s->c, out.data, out.len) < 0)
 		conn_abort(s->c);
 	buf_free(&out);
 	free(hits.vals);

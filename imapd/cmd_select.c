@@ -12,9 +12,14 @@
 #include <string.h>
 #include <strings.h>
 
+/* cmd_search.c: the SEARCHRES "$" set (RFC 5182) */
+int imap_saved_to_uids(struct imap_session *s, struct mbox_range **ranges_r,
+    size_t *n_r);
+
 /*
  * The set argument as UID ranges.  is_uid: the set holds UIDs (resolved
  * against UIDNEXT-1); else sequence numbers of this session's view.
+ * "$" is the saved search result either way.
  * Replies BAD itself and returns -1 on a bad set.
  */
 int
@@ -35,6 +40,8 @@ imap_set_to_uids(struct imap_session *s, const struct imap_arg *a,
 		imap_tagged(s, "BAD", "Invalid sequence set");
 		return -1;
 	}
+	if (a->len == 1 && a->str[0] == '$')
+		return imap_saved_to_uids(s, ranges_r, n_r);
 	imap_seqset_init(&set, 100000);
 	if (imap_seqset_parse(&set, a->str, a->len, 0, &why) < 0 ||
 	    imap_seqset_resolve(&set, is_uid ?
@@ -123,7 +130,8 @@ select_common(struct imap_session *s, const struct imap_command *cmd,
 	if (s->sel != NULL) {
 		imap_select_close(s);
 		imap_set_state(s, IMAP_ST_AUTH);
-		if (s->enabled_qresync)
+		/* QRESYNC (RFC 7162) and IMAP4rev2 (RFC 9051) */
+		if (s->enabled_qresync || s->enabled_rev2)
 			imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
 	}
 	if (imap_mailbox_from_client(s, mname, mlen, name, sizeof(name)) < 0) {

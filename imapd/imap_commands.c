@@ -33,6 +33,7 @@ static const struct imap_command_def commands[] = {
 	{ "LOGIN", ST_NOTAUTH, cmd_login },
 	{ "AUTHENTICATE", ST_NOTAUTH, cmd_authenticate },
 	{ "ENABLE", ST_LOGGED_IN, cmd_enable },
+	{ "COMPRESS", ST_LOGGED_IN, cmd_compress },
 	{ "NAMESPACE", ST_LOGGED_IN, cmd_namespace },
 	{ "LIST", ST_LOGGED_IN, cmd_list },
 	{ "LSUB", ST_LOGGED_IN, cmd_lsub },

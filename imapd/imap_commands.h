@@ -26,5 +26,7 @@ imap_cmd_fn cmd_search;
 imap_cmd_fn cmd_append, cmd_getquotaroot, cmd_getquota;
 /* cmd_auth.c */
 imap_cmd_fn cmd_starttls, cmd_login, cmd_authenticate;
+/* cmd_compress.c */
+imap_cmd_fn cmd_compress;
 
 #endif

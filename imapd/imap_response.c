@@ -91,21 +91,22 @@ imap_capabilities(enum imap_cap_state st)
 {
 	switch (st) {
 	case IMAP_CAP_PLAIN_NO_TLS:
-		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE "
+		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE "
 		    "STARTTLS LOGINDISABLED";
 	case IMAP_CAP_PREAUTH_TLS:
-		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE "
+		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE "
 		    "AUTH=PLAIN AUTH=LOGIN";
 	case IMAP_CAP_AUTH:
 	default:
 		/*
-		 * Only what is implemented.  Still to come (issue 3):
-		 * IMAP4rev2 (needs BINARY...), SEARCHRES, COMPRESS=DEFLATE.
+		 * Only what is implemented.  IMAP4rev2 behaviour (RFC 9051)
+		 * starts at ENABLE IMAP4rev2; until then it is IMAP4rev1.
 		 */
-		return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE "
+		return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE "
+		    "BINARY SEARCHRES "
 		    "NAMESPACE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
 		    "LIST-EXTENDED LIST-STATUS UIDPLUS MOVE CONDSTORE QRESYNC ESEARCH "
 		    "STATUS=SIZE QUOTA QUOTA=RES-STORAGE APPENDLIMIT=67108864 "
-		    "UTF8=ACCEPT";
+		    "UTF8=ACCEPT COMPRESS=DEFLATE";
 	}
 }

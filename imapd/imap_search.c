@@ -288,6 +288,25 @@ syntax(const char **why_r, const char *why)
 	return SEARCH_ERR_SYNTAX;
 }
 
+/*
+ * A sequence set into key; "$" (RFC 5182 SEARCHRES) alone makes it the
+ * saved-result key instead.
+ */
+static int
+parse_set(struct search_program *p, struct search_key *key,
+    const struct imap_arg *a, const char **why_r)
+{
+	int r = imap_seqset_parse(&key->set, a->str, a->len, 1, why_r);
+
+	if (r < 0)
+		return SEARCH_ERR_SYNTAX;
+	if (r == IMAP_SEQSET_SAVED) {
+		key->type = SK_SAVED;
+		p->uses_saved = 1;
+	}
+	return 0;
+}
+
 static int
 parse_key(struct search_program *p, const struct imap_arg *a, size_t n,
     size_t *i, unsigned depth, int *idx_r, const char **why_r)
@@ -319,9 +338,8 @@ parse_key(struct search_program *p, const struct imap_arg *a, size_t n,
 		    !(k->flags & IMAP_ARG_F_SECTION)) {
 			if ((r = new_key(p, SK_SEQSET, &idx)) < 0)
 				return r;
-			if (imap_seqset_parse(&p->keys[idx].set, k->str, k->len,
-			    0, why_r) < 0)
-				return SEARCH_ERR_SYNTAX;
+			if ((r = parse_set(p, &p->keys[idx], k, why_r)) < 0)
+				return r;
 			*idx_r = idx;
 			return 0;
 		}
@@ -381,9 +399,9 @@ parse_key(struct search_program *p, const struct imap_arg *a, size_t n,
 		    a[*i].type != IMAP_ARG_NUMBER) ||
 		    (a[*i].flags & IMAP_ARG_F_SECTION))
 			return syntax(why_r, "UID needs a sequence set");
-		if (imap_seqset_parse(&key->set, a[*i].str, a[*i].len, 0,
-		    why_r) < 0)
-			return SEARCH_ERR_SYNTAX;
+		/* UID $ and $ are the same messages */
+		if ((r = parse_set(p, key, &a[*i], why_r)) < 0)
+			return r;
 		(*i)++;
 		break;
 	case KA_MODSEQ:
@@ -434,6 +452,7 @@ parse_return(struct search_program *p, const struct imap_arg *l,
 	} opts[] = {
 		{ "MIN", SEARCH_RET_MIN }, { "MAX", SEARCH_RET_MAX },
 		{ "ALL", SEARCH_RET_ALL }, { "COUNT", SEARCH_RET_COUNT },
+		{ "SAVE", SEARCH_RET_SAVE },
 	};
 	size_t i, j;
 
@@ -588,6 +607,8 @@ leaf_meta(const struct search_key *k, const struct search_msg *m)
 		return imap_seqset_contains(&k->set, m->seq);
 	case SK_UIDSET:
 		return imap_seqset_contains(&k->set, m->uid);
+	case SK_SAVED:
+		return m->saved != 0;
 	default:
 		return 0;
 	}

@@ -1,6 +1,7 @@
 /*
  * imap_search.h - IMAP SEARCH programs (RFC 3501 / RFC 9051 6.4.4, ESEARCH
- * return options RFC 4731, the MODSEQ key of CONDSTORE RFC 7162 3.1.5):
+ * return options RFC 4731, SEARCHRES's SAVE and "$" RFC 5182, the MODSEQ
+ * key of CONDSTORE RFC 7162 3.1.5):
  * a pure parser from the command's argument tree to a search program,
  * and an evaluator that decides one message at a time.
  *
@@ -26,7 +27,10 @@
  *    the Date: field as written (its own zone).  A message without a
  *    parseable Date: matches no SENT* key;
  *  - a message sequence set is resolved against the session's count and
- *    numbers beyond it simply match nothing (no BAD); "$" is refused;
+ *    numbers beyond it simply match nothing (no BAD);
+ *  - "$" (as a sequence set, or after UID) stands alone, never inside a
+ *    set ("$,1" is BAD), and matches the messages the caller marks as
+ *    saved (struct search_msg);
  *  - BODY searches the text/ parts (and encapsulated messages' text
  *    parts); TEXT searches those plus the headers of the message and of
  *    encapsulated messages.
@@ -64,6 +68,7 @@ enum search_key_type {
 	SK_MODSEQ,		/* modseq >= num */
 	SK_SEQSET,
 	SK_UIDSET,
+	SK_SAVED,		/* "$": the saved result (RFC 5182) */
 	/* keys below need the message text */
 	SK_SENTBEFORE,
 	SK_SENTON,
@@ -93,15 +98,18 @@ struct search_key {
 #define SEARCH_RET_MAX		0x02
 #define SEARCH_RET_ALL		0x04
 #define SEARCH_RET_COUNT	0x08
+#define SEARCH_RET_SAVE		0x10	/* RFC 5182: keep the result as "$" */
 
 struct search_program {
 	struct search_key *keys;
 	size_t n, cap;
 	int root;			/* an SK_AND of the top-level keys */
 	int esearch;			/* RETURN (...) was given */
-	unsigned ret;			/* SEARCH_RET_*; RETURN () = ALL */
+	unsigned ret;			/* SEARCH_RET_*; RETURN () = ALL;
+					   RETURN (SAVE) is SAVE alone */
 	int has_modseq;			/* some MODSEQ key: report MODSEQ */
 	int needs_content;		/* some key reads the message */
+	int uses_saved;			/* some "$" key */
 };
 
 /* Parse results besides 0. */
@@ -132,6 +140,7 @@ struct search_msg {
 	unsigned flags;			/* enum mbox_flag bits */
 	const char *keywords;		/* space-separated, may be NULL */
 	int recent;
+	int saved;			/* in the saved result ("$") */
 	uint64_t size;			/* RFC822.SIZE */
 	uint64_t modseq;
 	int64_t internaldate;		/* unix time */

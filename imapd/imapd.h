@@ -83,6 +83,10 @@ struct imap_selected {
 	uint32_t recent_lo, recent_hi;	/* [lo, hi): \Recent for us */
 	struct dirwatch_sub *w_new, *w_cur;
 	int changed;			/* inotify said something moved */
+	/* SEARCHRES "$" (RFC 5182): UIDs, ascending; emptied by
+	 * SELECT/EXAMINE/CLOSE/UNSELECT because it lives and dies here */
+	uint32_t *saved;
+	size_t nsaved;
 };
 
 struct imap_session {

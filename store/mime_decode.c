@@ -212,13 +212,15 @@ mime_charset_to_utf8(const char *charset, const char *p, size_t len,
 enum mime_cte
 mime_cte_from_name(const char *encoding)
 {
-	if (encoding == NULL)
+	if (encoding == NULL || strcasecmp(encoding, "7bit") == 0 ||
+	    strcasecmp(encoding, "8bit") == 0 ||
+	    strcasecmp(encoding, "binary") == 0)
 		return MIME_CTE_IDENTITY;
 	if (strcasecmp(encoding, "base64") == 0)
 		return MIME_CTE_BASE64;
 	if (strcasecmp(encoding, "quoted-printable") == 0)
 		return MIME_CTE_QP;
-	return MIME_CTE_IDENTITY;
+	return MIME_CTE_UNKNOWN;
 }
 
 static int

@@ -30,12 +30,17 @@
 int mime_decode_header(const char *p, size_t len, struct buf *out);
 
 enum mime_cte {
-	MIME_CTE_IDENTITY,	/* 7bit, 8bit, binary, absent or unknown */
+	MIME_CTE_IDENTITY,	/* 7bit, 8bit, binary or absent */
 	MIME_CTE_BASE64,
 	MIME_CTE_QP,
+	MIME_CTE_UNKNOWN,	/* anything else (x-uuencode, typos...) */
 };
 
-/* The encoding named by a (lower-cased) Content-Transfer-Encoding. */
+/*
+ * The encoding named by a Content-Transfer-Encoding token (any case).
+ * SEARCH reads an UNKNOWN body as it is; BINARY refuses it (RFC 3516
+ * UNKNOWN-CTE).
+ */
 enum mime_cte mime_cte_from_name(const char *encoding);
 
 /* Base64: characters outside the alphabet are skipped, '=' ends a quantum
@@ -48,8 +53,9 @@ int mime_decode_qp(const char *p, size_t len, struct buf *out);
 
 /*
  * The decoded body of a part (stored bytes msg): base64 or QP decoded,
- * identity bodies in CRLF form.  This is what IMAP BINARY[section]
- * returns for a leaf part.
+ * identity bodies (and UNKNOWN ones) in CRLF form.  For a leaf part with
+ * a known encoding this is what IMAP BINARY[section] returns (see
+ * mime_binary_fetch() in mime_section.h).
  */
 int mime_decode_body(const char *msg, const struct mime_part *part,
     struct buf *out);

@@ -4,8 +4,11 @@
  * Must never read outside the message, return bytes of another part
  * than the one named, or let a client's section text grow memory beyond
  * MIME_SECTION_MAX_FIELDS names of MIME_SECTION_MAX_FIELD_LEN octets.
+ * BINARY decodes one part at a time, into memory bounded by twice that
+ * part's stored size.
  */
 #include "mime_section.h"
+#include "mime_decode.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -326,6 +329,77 @@ mime_section_fetch(const char *msg, const struct mime_message *m,
 	if (r == 0) {
 		n = tmp.len - origin;
 		r = buf_append(out, tmp.data + origin, n < count ? n : count);
+	}
+	buf_free(&tmp);
+	return r;
+}
+
+int
+mime_binary_check(const struct mime_message *m, const unsigned int *part,
+    unsigned int nparts)
+{
+	const struct mime_part *p;
+
+	if (nparts == 0)
+		return 0;		/* the whole message, as stored */
+	p = mime_section_part(m, part, nparts);
+	if (p == NULL)
+		return 0;		/* no such part: empty, as BODY[n] */
+	/* RFC 2045 6.4: a container has no encoding of its own to remove */
+	if (p->flags & (MIME_PART_MULTIPART | MIME_PART_MESSAGE))
+		return MIME_BINARY_NOT_LEAF;
+	if (mime_cte_from_name(p->encoding) == MIME_CTE_UNKNOWN)
+		return MIME_BINARY_UNKNOWN_CTE;
+	return 0;
+}
+
+/* Append data[origin, origin+count) clipped to len; out may be NULL. */
+static int
+append_slice(struct buf *out, const char *data, size_t len, size_t origin,
+    size_t count)
+{
+	size_t n;
+
+	if (out == NULL || origin >= len || count == 0)
+		return 0;
+	n = len - origin;
+	return buf_append(out, data + origin, n < count ? n : count);
+}
+
+int
+mime_binary_fetch(const char *msg, const struct mime_message *m,
+    const unsigned int *part, unsigned int nparts, size_t origin,
+    size_t count, struct buf *out, size_t *size_r)
+{
+	const struct mime_part *p = m->root;
+	size_t off, len, size, dummy;
+	struct buf tmp;
+	int r;
+
+	if (size_r == NULL)
+		size_r = &dummy;
+	*size_r = 0;
+	if ((r = mime_binary_check(m, part, nparts)) != 0)
+		return r;
+	if (nparts > 0 && (p = mime_section_part(m, part, nparts)) == NULL)
+		return 0;
+	if (nparts == 0 ||
+	    mime_cte_from_name(p->encoding) == MIME_CTE_IDENTITY) {
+		/* nothing to decode: the CRLF form, streamed as BODY[] is */
+		off = nparts == 0 ? p->hdr.off : p->body.off;
+		len = nparts == 0 ? p->hdr.len + p->body.len : p->body.len;
+		size = nparts == 0 ? p->hdr.size + p->body.size : p->body.size;
+		*size_r = size;
+		if (out == NULL || origin >= size || count == 0)
+			return 0;
+		return mime_crlf_append(out, msg, off, len, origin, count);
+	}
+	/* QP turns a bare LF into CRLF: at most twice the stored bytes */
+	buf_init(&tmp, 2 * p->body.len + 16);
+	r = mime_decode_body(msg, p, &tmp);
+	if (r == 0) {
+		*size_r = tmp.len;
+		r = append_slice(out, buf_cstr(&tmp), tmp.len, origin, count);
 	}
 	buf_free(&tmp);
 	return r;

@@ -96,4 +96,34 @@ int mime_section_fetch(const char *msg, const struct mime_message *m,
 const struct mime_part *mime_section_part(const struct mime_message *m,
     const unsigned int *part, unsigned int nparts);
 
+/*
+ * BINARY[part]<origin.count> and BINARY.SIZE[part] (RFC 3516, RFC 9051
+ * 6.4.5): a section named by part numbers only, with its
+ * Content-Transfer-Encoding removed.
+ *  - no part numbers (BINARY[]): the whole message as BODY[] gives it;
+ *  - a leaf part: its body, base64 or quoted-printable decoded; 7bit,
+ *    8bit, binary or no encoding: the body in CRLF form, as BODY[n];
+ *  - a multipart, message/rfc822 or message/global part:
+ *    MIME_BINARY_NOT_LEAF (RFC 9051: BINARY is only for leaf parts);
+ *  - any other encoding: MIME_BINARY_UNKNOWN_CTE;
+ *  - a part that does not exist: empty, as for BODY[n].
+ * Partial ranges count decoded octets.
+ */
+#define MIME_BINARY_NOT_LEAF	(-2)
+#define MIME_BINARY_UNKNOWN_CTE	(-3)
+
+/* 0 when BINARY[part] can be answered, else one of the codes above. */
+int mime_binary_check(const struct mime_message *m, const unsigned int *part,
+    unsigned int nparts);
+
+/*
+ * Append the decoded octets [origin, origin+count) (count SIZE_MAX: to
+ * the end) to out, unless out is NULL, and set *size_r (may be NULL) to
+ * the whole decoded size: BINARY.SIZE, and the data BINARY[] returns.
+ * Returns 0, -1 when out is full (or memory runs out), or a code above.
+ */
+int mime_binary_fetch(const char *msg, const struct mime_message *m,
+    const unsigned int *part, unsigned int nparts, size_t origin,
+    size_t count, struct buf *out, size_t *size_r);
+
 #endif

@@ -160,7 +160,7 @@ def test_uid_search_and_errors(mbox):
     typ, data = m.search("KOI8-R", "ALL")
     assert typ == "NO" and b"BADCHARSET" in data[0], data
     for bad in (("FOO",), ("BEFORE", "tomorrow"), ("OR", "SEEN"), ("NOT",),
-                ("RETURN", "(SAVE)", "ALL")):
+                ("RETURN", "(SAVE FOO)", "ALL")):
         with pytest.raises(imaplib.IMAP4.error):
             m.search(None, *bad)
     typ, data = m.capability()

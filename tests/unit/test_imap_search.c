@@ -173,10 +173,10 @@ test_bad_syntax(void **state)
 		"", "FOO", "BEFORE", "BEFORE 1-Feb-94", "BEFORE 32-Feb-1994",
 		"BEFORE 1-Fob-1994", "BEFORE 1-Feb-1994x", "LARGER x",
 		"LARGER", "NOT", "OR SEEN", "OR", "()", "UID x",
-		"UID", "0", "1:0x", "$", "HEADER", "HEADER X", "HEADER \"\" x",
+		"UID", "0", "1:0x", "$,1", "HEADER", "HEADER X", "HEADER \"\" x",
 		"KEYWORD", "KEYWORD \"q\"", "KEYWORD (a)", "SUBJECT",
 		"SUBJECT (a)", "MODSEQ", "MODSEQ x", "MODSEQ \"/f\" bogus 1",
-		"RETURN (SAVE) ALL", "RETURN (FOO) ALL", "RETURN ALL ALL",
+		"RETURN (SAVE FOO) ALL", "RETURN (FOO) ALL", "RETURN ALL ALL",
 		"CHARSET", "CHARSET (x) ALL", "BODY[] x", "RETURN () ",
 		"CHARSET UTF-8",
 	};
