@@ -457,6 +457,8 @@ conn_start(struct conn *c, SSL_CTX *implicit_tls)
 		c->in_cb++;
 		conn_begin_handshake(c);
 		c->in_cb--;
+		/* A client that sent garbage and left fails right here. */
+		conn_maybe_free(c);
 		return;
 	}
 	conn_update_read(c);

@@ -76,7 +76,11 @@ struct conn *conn_new(struct ev_loop *loop, int fd,
     const struct sockaddr *peer, socklen_t peerlen, size_t in_max,
     size_t out_max, conn_cb cb, void *arg);
 
-/* Start reading; with ssl_ctx non-NULL, begin with a TLS handshake. */
+/*
+ * Start reading; with ssl_ctx non-NULL, begin with a TLS handshake.  That
+ * handshake may fail at once: c is then freed (after CONN_EV_CLOSED) and
+ * must not be used after the call.
+ */
 void conn_start(struct conn *c, SSL_CTX *implicit_tls);
 void conn_set_timeout(struct conn *c, double seconds);
 
