@@ -111,11 +111,10 @@ cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, "NO", "[NONEXISTENT] No such mailbox");
 		return;
 	}
-	if (info.has_children) {
-		imap_tagged(s, "NO", "[INUSE] Mailbox has children; delete them "
-		    "first");
-		return;
-	}
+	/*
+	 * RFC 3501 6.3.4: children stay (Maildir++ keeps each folder in its
+	 * own directory); the name lives on as a \Noselect level in LIST.
+	 */
 	if (mbox_delete(s->idx, name) < 0) {
 		log_error("sid=%s ip=%s DELETE failed: %s", s->c->sid, s->c->ip,
 		    mbox_index_error(s->idx));

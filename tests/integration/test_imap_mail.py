@@ -49,8 +49,15 @@ def test_special_folders_and_mailbox_management(imap):
                    for p in imap.maildir(ALICE).parent.iterdir())
     assert m.rename("Projects", "Work")[0] == "OK"
     assert (imap.maildir(ALICE) / ".Work.2026").is_dir()
-    assert m.delete("Work")[0] == "NO"            # has children
-    assert m.delete("Work.2026")[0] == "OK" and m.delete("Work")[0] == "OK"
+    # RFC 3501 6.3.4: the parent goes, its child stays, and the name
+    # lives on as a \Noselect level
+    assert m.delete("Work")[0] == "OK"
+    assert not (imap.maildir(ALICE) / ".Work").exists()
+    assert (imap.maildir(ALICE) / ".Work.2026" / "cur").is_dir()
+    typ, lst = m.list('""', "%")
+    assert typ == "OK" and any(b"\\Noselect" in l and l.endswith(b" Work") for l in lst if l), lst
+    assert m.delete("Work")[0] == "NO"            # \Noselect with children
+    assert m.delete("Work.2026")[0] == "OK"
     assert m.delete("INBOX")[0] == "NO"
     m.logout()
 
