@@ -694,6 +694,7 @@ static void
 conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
+	size_t before;
 	int r;
 
 	(void)loop;
@@ -709,11 +710,18 @@ conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 		c->tls_read_wants_write = 0;
 		ev_feed_event(c->loop, &c->rw, EV_READ);
 	}
+	before = conn_out_pending(c);
 	r = conn_flush(c);
 	if (r < 0) {
 		conn_shutdown(c);
 		goto out;
 	}
+	/*
+	 * A client reading a long answer is active even if it sends
+	 * nothing: without this, a big download would hit the idle timeout.
+	 */
+	if (conn_out_pending(c) < before && !c->paused)
+		ev_timer_again(c->loop, &c->timer);
 	if (r == 0)
 		goto out;
 	ev_io_stop(c->loop, &c->ww);

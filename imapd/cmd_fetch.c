@@ -506,46 +506,121 @@ binary_precheck(struct imap_session *s, const struct fetch_req *r,
 }
 
 /*
- * The FETCH responses for list, written out every megabyte.  On a
+ * A FETCH in progress.  Its responses are produced a slice at a time:
+ * once a megabyte waits for the client, the command stops and goes on
+ * when the output has drained, so "FETCH 1:* BODY[]" on a mailbox of
+ * any size needs neither the whole answer in memory nor a fast reader.
+ * Meanwhile the session reads no new commands (IMAP_MODE_WAIT).
+ */
+struct fetch_job {
+	struct fetch_req req;
+	struct mbox_msglist list;
+	size_t next;			/* index into list */
+	int is_uid;
+	int rc;				/* 0 or FETCH_ERR* */
+	struct buf msg;			/* the message file being read */
+};
+
+#define FETCH_OUT_HIGH (1024 * 1024)
+
+static void fetch_failed(struct imap_session *s, int rc);
+
+static void
+fetch_job_free(struct fetch_job *job)
+{
+	fetch_req_free(&job->req);
+	mbox_msglist_free(&job->list);
+	buf_free(&job->msg);
+	free(job);
+}
+
+/*
+ * Write the responses for the next messages of the job.  1 when it is
+ * finished (job->rc says how), 0 when the output is full for now.  On a
  * failure the failing message's partial response is cut off (the ones
  * before it stand: untagged FETCH data is never wrong to send).
- * 0 or FETCH_ERR*.
  */
 static int
-fetch_list(struct imap_session *s, const struct fetch_req *r, int is_uid,
-    const struct mbox_msglist *list, struct buf *msg)
+fetch_step(struct imap_session *s, struct fetch_job *job)
 {
 	struct buf out;
-	size_t i, mark;
-	int rc = 0;
+	size_t mark;
+	int rc = 0, more = 0;
 
 	buf_init(&out, IMAP_LITERAL_MAX);
-	for (i = 0; i < list->count && rc == 0; i++) {
-		size_t seq = imap_seq_of_uid(s->sel, list->msgs[i].uid);
+	while (job->next < job->list.count) {
+		const struct mbox_msg *m = &job->list.msgs[job->next];
+		size_t seq = imap_seq_of_uid(s->sel, m->uid);
 
+		if (conn_out_pending(s->c) + out.len > FETCH_OUT_HIGH) {
+			more = 1;
+			break;
+		}
+		job->next++;
 		if (seq == 0)
 			continue;	/* not in this session's view yet */
 		mark = out.len;
-		rc = fetch_one(s, r, is_uid, seq, &list->msgs[i], msg, &out);
+		rc = fetch_one(s, &job->req, job->is_uid, seq, m, &job->msg,
+		    &out);
 		if (rc < 0) {
 			out.len = mark;
 			if (out.data != NULL)
 				out.data[mark] = '\0';
+			job->rc = rc;
 			break;
 		}
 		rc = 0;
-		if (out.len > 1024 * 1024) {
-			if (conn_write(s->c, out.data, out.len) < 0) {
-				conn_abort(s->c);
+		if (out.len > FETCH_OUT_HIGH / 4) {
+			if (conn_write(s->c, out.data, out.len) < 0)
 				break;
-			}
 			buf_reset(&out);
 		}
 	}
-	if (out.len > 0 && conn_write(s->c, out.data, out.len) < 0)
+	if (out.len > 0 && conn_write(s->c, out.data, out.len) < 0) {
+		/* cannot happen below the high mark; never leave a gap */
 		conn_abort(s->c);
+		more = 0;
+	}
 	buf_free(&out);
-	return rc;
+	/* An idle session holds no message buffer between slices. */
+	buf_free(&job->msg);
+	buf_init(&job->msg, IMAP_LITERAL_MAX);
+	return more && job->rc == 0 ? 0 : 1;
+}
+
+/* Go on with the FETCH in progress (after the output drained). */
+void
+imap_fetch_continue(struct imap_session *s)
+{
+	struct fetch_job *job = s->fetch;
+	int rc, is_uid;
+
+	if (job == NULL || s->c == NULL || s->c->closing)
+		return;
+	if (fetch_step(s, job) == 0) {
+		s->mode = IMAP_MODE_WAIT;	/* no new commands meanwhile */
+		return;
+	}
+	rc = job->rc;
+	is_uid = job->is_uid;
+	s->fetch = NULL;
+	fetch_job_free(job);
+	/* New mail is announced after the FETCH responses, not among them. */
+	imap_update(s, is_uid);
+	if (rc < 0)
+		fetch_failed(s, rc);
+	else
+		imap_tagged(s, "OK", "FETCH completed");
+	if (s->mode == IMAP_MODE_WAIT)
+		imap_resume(s);
+}
+
+void
+imap_fetch_abort(struct imap_session *s)
+{
+	if (s->fetch != NULL)
+		fetch_job_free(s->fetch);
+	s->fetch = NULL;
 }
 
 /*
@@ -589,48 +664,44 @@ void
 imap_fetch(struct imap_session *s, const struct imap_arg *args,
     size_t count, int is_uid)
 {
-	static struct fetch_req req;	/* large; one FETCH at a time */
+	struct fetch_job *job = calloc(1, sizeof(*job));
 	struct mbox_range *set = NULL;
-	struct mbox_msglist list;
-	struct buf msg;
 	size_t nset;
 	int rc = 0;
 
-	if (parse_fetch(&req, args, count) < 0) {
-		fetch_req_free(&req);
+	if (job == NULL) {
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	buf_init(&job->msg, IMAP_LITERAL_MAX);
+	job->is_uid = is_uid;
+	if (parse_fetch(&job->req, args, count) < 0) {
+		fetch_job_free(job);
 		imap_tagged(s, "BAD", "Invalid FETCH items");
 		return;
 	}
-	if (req.changedsince)
+	if (job->req.changedsince)
 		s->enabled_condstore = 1;
 	if (imap_set_to_uids(s, &args[0], is_uid, &set, &nset) < 0) {
-		fetch_req_free(&req);
+		fetch_job_free(job);
 		return;
 	}
-	memset(&list, 0, sizeof(list));
-	buf_init(&msg, IMAP_LITERAL_MAX);
-	if (nset > 0 && req.sets_seen && !s->sel->readonly) {
-		if (req.has_binary)
-			rc = binary_precheck(s, &req, set, nset, &msg);
+	if (nset > 0 && job->req.sets_seen && !s->sel->readonly) {
+		if (job->req.has_binary)
+			rc = binary_precheck(s, &job->req, set, nset, &job->msg);
 		if (rc == 0)
-			set_seen(s, &req, set, nset);
+			set_seen(s, &job->req, set, nset);
 	}
 	if (rc == 0 && nset > 0 && mbox_messages(s->idx, s->sel->id, set,
-	    nset, req.changedsince, &list) < 0) {
+	    nset, job->req.changedsince, &job->list) < 0) {
 		log_error("sid=%s ip=%s FETCH: %s", s->c->sid, s->c->ip,
 		    mbox_index_error(s->idx));
 		rc = FETCH_ERR;
 	}
 	free(set);
-	if (rc == 0)
-		rc = fetch_list(s, &req, is_uid, &list, &msg);
-	buf_free(&msg);
-	mbox_msglist_free(&list);
-	fetch_req_free(&req);
-	/* New mail is announced after the FETCH responses, not among them. */
-	imap_update(s, is_uid);
+	job->rc = rc;
 	if (rc < 0)
-		fetch_failed(s, rc);
-	else
-		imap_tagged(s, "OK", "FETCH completed");
+		job->next = job->list.count;	/* nothing to send */
+	s->fetch = job;
+	imap_fetch_continue(s);
 }

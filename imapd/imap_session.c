@@ -141,6 +141,7 @@ imap_session_free(struct imap_session *s)
 	if (s->delayed_fail)
 		ev_timer_stop(s->d->loop, &s->delay);
 	auth_session_free(&s->auth);
+	imap_fetch_abort(s);
 	imap_select_close(s);
 	imap_index_put(s->d, &s->idx);
 	imap_parser_free(s->parser);
@@ -308,6 +309,7 @@ imap_on_conn(struct conn *c, enum conn_event ev, void *arg)
 		imap_logout(s, "Autologout; idle for too long");
 		break;
 	case CONN_EV_DRAINED:
+		imap_fetch_continue(s);
 		break;
 	case CONN_EV_CLOSED:
 		log_info("sid=%s ip=%s disconnect user=%s", c->sid, c->ip,

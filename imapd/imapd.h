@@ -31,6 +31,7 @@
 
 struct imap_session;
 struct imap_index_entry;
+struct fetch_job;
 
 struct imapd {
 	struct config cfg;
@@ -103,6 +104,7 @@ struct imap_session {
 	char user[ADDR_MAX];
 	struct mbox_index *idx;		/* the user's mailboxes, after login */
 	struct imap_selected *sel;	/* in IMAP_ST_SELECTED */
+	struct fetch_job *fetch;	/* a FETCH sending its answer */
 	unsigned preauth_cmds;
 	unsigned bad_in_row;
 	int enabled_utf8;
@@ -155,6 +157,10 @@ int imap_append_flags(struct buf *b, const struct imap_selected *sel,
 void imap_idle_line(struct imap_session *s, const char *line, size_t len);
 void imap_index_release(struct imap_session *s);
 int imap_index_reopen(struct imap_session *s);
+
+/* cmd_fetch.c: a FETCH answers in slices as the output drains */
+void imap_fetch_continue(struct imap_session *s);
+void imap_fetch_abort(struct imap_session *s);
 
 /* cmd_auth.c */
 void imap_authenticate_line(struct imap_session *s, const char *line,

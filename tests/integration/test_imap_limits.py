@@ -178,3 +178,47 @@ def test_session_on_a_mailbox_deleted_elsewhere_gets_bye(imap):
     m = login(imap)
     assert m.select("INBOX")[0] == "OK"
     m.logout()
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_fetch_of_a_mailbox_larger_than_any_buffer_streams(imap):
+    """FETCH 1:* BODY.PEEK[] over 96 MB of mail: every message arrives
+    whole and in order, a pipelined command is answered after it, and
+    imapd never holds the answer in memory."""
+    inbox = imap.maildir(ALICE)
+    n, size = 24, 4 * 1024 * 1024
+    line = b"x" * 75 + b"\n"
+    for i in range(n):
+        body = (b"Subject: big %d\n\n" % i) + line * (size // len(line))
+        p = inbox / "new" / f"17000000{i:02d}.big{i}.host"
+        p.write_bytes(body)
+    pid = imap.imapd.proc.pid
+    s, f = raw_login(imap, b"b SELECT INBOX\r\n")
+    base = rss_kib(pid)
+    s.sendall(b"c FETCH 1:* (BODY.PEEK[])\r\nd NOOP\r\n")
+    peak, got = base, 0
+    while True:
+        l = f.readline()
+        assert l, "connection closed mid-FETCH"
+        if l.startswith(b"c "):
+            assert l.startswith(b"c OK"), l
+            break
+        assert l.startswith(b"* ") and l.rstrip().endswith(b"}"), l[:80]
+        lit = int(l[l.rindex(b"{") + 1:-3])
+        data = f.read(lit)
+        assert data.startswith(b"Subject: big %d\r\n" % got), data[:30]
+        assert len(data) == lit and f.readline() == b")\r\n"
+        got += 1
+        if got % 4 == 0:
+            time.sleep(0.2)            # a slow reader
+            peak = max(peak, rss_kib(pid))
+    assert got == n
+    assert f.readline().startswith(b"d OK")
+    assert peak - base < 40 * 1024, f"imapd grew {peak - base} KiB during the FETCH"
+    s.close()
