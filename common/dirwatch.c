@@ -25,7 +25,7 @@ struct dirwatch_sub {
 	void *arg;
 	int dead;
 	int pending;		/* fire on this dispatch */
-	struct dirwatch_sub *next;
+	struct dirwatch_sub *prev, *next;
 };
 
 struct dw_watch {
@@ -153,9 +153,23 @@ dirwatch_add(struct dirwatch *dw, const char *dir, dirwatch_cb cb, void *arg)
 	s->cb = cb;
 	s->arg = arg;
 	s->next = w->subs;
+	if (w->subs != NULL)
+		w->subs->prev = s;
 	w->subs = s;
 	w->nsubs++;
 	return s;
+}
+
+static void
+dw_unlink(struct dw_watch *w, struct dirwatch_sub *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		w->subs = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
 }
 
 /* Free dead subscriptions, and watches nobody uses any more. */
@@ -165,18 +179,13 @@ dw_collect(struct dirwatch *dw)
 	struct dw_watch *w, *wnext;
 
 	for (w = dw->watches; w != NULL; w = wnext) {
-		struct dirwatch_sub **pp = &w->subs;
+		struct dirwatch_sub *s, *snext;
 
 		wnext = w->next;
-		while (*pp != NULL) {
-			struct dirwatch_sub *s = *pp;
-
-			if (s->dead) {
-				*pp = s->next;
-				free(s);
-			} else {
-				pp = &s->next;
-			}
+		for (s = w->subs; s != NULL; s = snext) {
+			snext = s->next;
+			if (s->dead)
+				dw_unlink(w, s);
 		}
 		if (w->nsubs == 0)
 			dw_watch_free(dw, w, w->wd >= 0);
@@ -188,17 +197,29 @@ void
 dirwatch_remove(struct dirwatch_sub **subp)
 {
 	struct dirwatch_sub *s = *subp;
+	struct dw_watch *w;
 	struct dirwatch *dw;
 
 	if (s == NULL)
 		return;
 	*subp = NULL;
-	dw = s->w->dw;
-	s->dead = 1;
-	s->w->nsubs--;
-	dw->garbage = 1;
-	if (!dw->dispatching)
-		dw_collect(dw);
+	w = s->w;
+	dw = w->dw;
+	w->nsubs--;
+	if (dw->dispatching) {
+		/* the dispatch loop may be standing on it: free it after */
+		s->dead = 1;
+		dw->garbage = 1;
+		return;
+	}
+	/*
+	 * O(1): ten thousand sessions IDLEing on one mailbox share this
+	 * watch, and walking every subscription on each removal made
+	 * closing them all quadratic (11 s with the loop blocked).
+	 */
+	dw_unlink(w, s);
+	if (w->nsubs == 0)
+		dw_watch_free(dw, w, w->wd >= 0);
 }
 
 unsigned
