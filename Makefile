@@ -114,7 +114,9 @@ run: all
 	@sh conf/demo.sh
 
 bench: all
-	@sh bench/smtp_inbound
+	$(PYTHON) bench/smtp_inbound
+	$(PYTHON) bench/imap_idle --connections 10000 --fast-hash
+	$(PYTHON) bench/imap_mix
 
 DEBS := build-essential pkg-config clang libclang-rt-14-dev \
 	libev-dev libssl-dev libsasl2-dev libsasl2-modules libsqlite3-dev \

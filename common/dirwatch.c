@@ -246,16 +246,13 @@ dw_mark(struct dirwatch *dw, int wd, uint32_t mask)
 }
 
 static void
-dw_on_read(struct ev_loop *loop, ev_io *iow, int revents)
+dw_read_dispatch(struct dirwatch *dw)
 {
-	struct dirwatch *dw = iow->data;
 	char evbuf[16 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
 	struct dw_watch *w;
 	int rounds;
 
-	(void)loop;
-	(void)revents;
 	/* Bounded: a flood of events cannot keep us here forever. */
 	for (rounds = 0; rounds < 64; rounds++) {
 		ssize_t n = read(dw->fd, evbuf, sizeof(evbuf));
@@ -293,4 +290,19 @@ dw_on_read(struct ev_loop *loop, ev_io *iow, int revents)
 	dw->dispatching = 0;
 	if (dw->garbage)
 		dw_collect(dw);
+}
+
+static void
+dw_on_read(struct ev_loop *loop, ev_io *iow, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dw_read_dispatch(iow->data);
+}
+
+void
+dirwatch_poll(struct dirwatch *dw)
+{
+	if (dw != NULL && !dw->dispatching)
+		dw_read_dispatch(dw);
 }

@@ -30,6 +30,13 @@ struct dirwatch_sub *dirwatch_add(struct dirwatch *dw, const char *dir,
 /* Safe to call from inside the subscriber's own callback. */
 void dirwatch_remove(struct dirwatch_sub **subp);
 
+/*
+ * Read and dispatch what inotify has queued now, without waiting for
+ * the loop: a caller about to trust "nothing changed" asks first.
+ * Does nothing inside a dispatch.
+ */
+void dirwatch_poll(struct dirwatch *dw);
+
 /* Number of kernel watches in use (for tests and the benchmark). */
 unsigned dirwatch_nwatches(const struct dirwatch *dw);
 

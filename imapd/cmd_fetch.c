@@ -635,14 +635,14 @@ set_seen(struct imap_session *s, struct fetch_req *r,
 {
 	struct mbox_store_req sr = { .mode = MBOX_STORE_ADD,
 	    .flags = MBOX_F_SEEN };
-	struct mbox_status st;
+	uint64_t highest;
 	int caught_up;
 
-	caught_up = mbox_status(s->idx, s->sel->id, &st) == 0 &&
-	    st.highestmodseq == s->sel->modseq;
+	caught_up = mbox_highestmodseq(s->idx, s->sel->id, &highest) == 0 &&
+	    highest == s->sel->modseq;
 	(void)mbox_store(s->idx, s->sel->id, set, nset, &sr, NULL, NULL);
-	if (caught_up && mbox_status(s->idx, s->sel->id, &st) == 0)
-		s->sel->modseq = st.highestmodseq;
+	if (caught_up && mbox_highestmodseq(s->idx, s->sel->id, &highest) == 0)
+		s->sel->modseq = highest;
 	if (!has_kind(r, F_FLAGS))
 		add_item(r, F_FLAGS);
 }

@@ -73,7 +73,7 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 	const char *kw[MBOX_MSG_KEYWORDS_MAX];
 	const struct imap_arg *item;
 	size_t nset, nkw, i = 1;
-	struct mbox_status st;
+	uint64_t highest;
 	int silent = 0, caught_up;
 	struct buf out;
 
@@ -136,8 +136,8 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 	 * point is ours and is answered below (or silenced on request):
 	 * moving the mark past it keeps the next NOOP from repeating it.
 	 */
-	caught_up = mbox_status(s->idx, s->sel->id, &st) == 0 &&
-	    st.highestmodseq == s->sel->modseq;
+	caught_up = mbox_highestmodseq(s->idx, s->sel->id, &highest) == 0 &&
+	    highest == s->sel->modseq;
 	if (nset > 0 && mbox_store(s->idx, s->sel->id, set, nset, &req,
 	    &changed, &failed) < 0) {
 		free(set);
@@ -146,8 +146,8 @@ imap_store(struct imap_session *s, const struct imap_arg *args,
 		imap_tagged(s, "NO", "[SERVERBUG] STORE failed");
 		return;
 	}
-	if (caught_up && mbox_status(s->idx, s->sel->id, &st) == 0)
-		s->sel->modseq = st.highestmodseq;
+	if (caught_up && mbox_highestmodseq(s->idx, s->sel->id, &highest) == 0)
+		s->sel->modseq = highest;
 	buf_init(&out, 16 * 1024 * 1024);
 	if (!silent || s->enabled_condstore) {
 		struct mbox_msglist list;

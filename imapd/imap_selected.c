@@ -241,7 +241,7 @@ update_expunges(struct imap_session *s, struct imap_selected *sel,
 {
 	struct mbox_uids gone;
 	struct imap_seqset vanished;
-	struct mbox_status st;
+	uint64_t highest;
 	size_t i;
 
 	/*
@@ -250,13 +250,13 @@ update_expunges(struct imap_session *s, struct imap_selected *sel,
 	 * would make each update O(history).  The mark is taken before the
 	 * query, so an expunge committed meanwhile is seen now or next time.
 	 */
-	if (mbox_status(s->idx, sel->id, &st) < 0)
+	if (mbox_highestmodseq(s->idx, sel->id, &highest) < 0)
 		return -1;
 	memset(&gone, 0, sizeof(gone));
 	if (mbox_expunged_since(s->idx, sel->id, sel->expunge_modseq, NULL, 0,
 	    &gone) < 0)
 		return -1;
-	sel->expunge_modseq = st.highestmodseq;
+	sel->expunge_modseq = highest;
 	imap_seqset_init(&vanished, 100000);
 	/* Descending, so each sequence number is right when it is sent. */
 	for (i = gone.count; i-- > 0;) {
@@ -288,10 +288,11 @@ imap_update(struct imap_session *s, int allow_expunge)
 	struct imap_selected *sel = s->sel;
 	struct mbox_sync_result sr;
 	struct mbox_msglist list;
-	struct mbox_status st;
 	struct mbox_range all = { 1, UINT32_MAX };
 	struct buf out;
+	uint64_t highest;
 	size_t i, before;
+	int watched;
 
 	if (sel == NULL || s->c == NULL)
 		return 0;
@@ -302,8 +303,20 @@ imap_update(struct imap_session *s, int allow_expunge)
 	 * loop turn: the first one syncs the Maildir, the others read the
 	 * index it just brought up to date.
 	 */
-	if (s->d->synced_idx != s->idx || s->d->synced_mbox != sel->id ||
-	    s->d->synced_at != ev_now(s->d->loop)) {
+	/*
+	 * Without news from inotify on new/ and cur/ nothing changed behind
+	 * the index (our own changes went through it), so no Maildir scan;
+	 * pending inotify events are read first, so a delivery finished
+	 * before this command is never missed.
+	 */
+	watched = sel->w_new != NULL && sel->w_cur != NULL;
+	if (watched)
+		dirwatch_poll(s->d->dirwatch);
+	if (s->sel != sel || s->c == NULL || s->c->closing)
+		return 0;	/* a callback above ended the session's view */
+	if ((sel->changed || !watched) &&
+	    (s->d->synced_idx != s->idx || s->d->synced_mbox != sel->id ||
+	    s->d->synced_at != ev_now(s->d->loop))) {
 		if (mbox_sync(s->idx, sel->id, &sr) < 0) {
 			mbox_sync_result_free(&sr);
 			if (errno == ENOENT) {
@@ -351,8 +364,8 @@ imap_update(struct imap_session *s, int allow_expunge)
 		}
 	}
 	mbox_msglist_free(&list);
-	if (mbox_status(s->idx, sel->id, &st) == 0)
-		sel->modseq = st.highestmodseq;
+	if (mbox_highestmodseq(s->idx, sel->id, &highest) == 0)
+		sel->modseq = highest;
 	if (out.len > 0 && conn_write(s->c, out.data, out.len) < 0)
 		conn_abort(s->c);
 	buf_free(&out);

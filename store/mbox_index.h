@@ -159,6 +159,8 @@ struct mbox_status {
 };
 /* From the index as it is: call mbox_sync() first for fresh numbers. */
 int mbox_status(struct mbox_index *idx, int64_t id, struct mbox_status *st);
+/* Just HIGHESTMODSEQ, without counting the messages (after each command). */
+int mbox_highestmodseq(struct mbox_index *idx, int64_t id, uint64_t *out);
 
 /*
  * \Recent: returns [*first_r, *next_r): the UIDs recent for the caller,

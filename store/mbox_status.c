@@ -89,6 +89,22 @@ mbox_subscriptions(struct mbox_index *idx, char ***names_r, size_t *count_r)
 }
 
 int
+mbox_highestmodseq(struct mbox_index *idx, int64_t id, uint64_t *out)
+{
+	struct mi_box b;
+
+	*out = 0;
+	if (mi_begin(idx, 0) < 0)
+		return -1;
+	if (mi_box_need(idx, id, &b) < 0) {
+		mi_rollback(idx);
+		return -1;
+	}
+	*out = b.highestmodseq;
+	return mi_commit(idx);
+}
+
+int
 mbox_status(struct mbox_index *idx, int64_t id, struct mbox_status *stp)
 {
 	static const char sql[] = "SELECT count(*), total(flags & 1 = 0),"
