@@ -95,6 +95,16 @@ if [ -x "$BIN/imapd" ]; then
 
 MSG
 fi
+if [ -x "$BIN/pop3d" ]; then
+	cat <<MSG
+  POP3 client (Thunderbird, Outlook, fetchmail, a phone): POP3 server 127.0.0.1
+  port $POP3S_PORT (SSL/TLS) or $POP3_PORT (STARTTLS), user name $USER, normal password.
+    curl -k --user $USER:$PASSWORD pop3s://127.0.0.1:$POP3S_PORT/      (list)
+    curl -k --user $USER:$PASSWORD pop3s://127.0.0.1:$POP3S_PORT/1     (message 1)
+    openssl s_client -connect 127.0.0.1:$POP3S_PORT -crlf -quiet
+
+MSG
+fi
 echo "  Ctrl-C stops the demo."
 echo
 "$BIN/smtpd" -c "$CONF" 2>>"$RUN/smtpd.log" &

@@ -131,3 +131,35 @@ def imap(request, tmp_path):
             inst.imapd.stop()
         finally:
             assert inst.stop_smtpd() == 0
+
+
+def _add_pop3s_listener(inst):
+    """Give the instance a pop3s (implicit TLS) listener next to the pop3
+    one of the base config, on inst.pop3s_port."""
+    if getattr(inst, "pop3s_port", None) is None:
+        inst.pop3s_port = buzon.free_port()
+    if f":{inst.pop3s_port} pop3s" not in inst.conf_text:
+        inst.conf_text = inst.conf_text.replace(
+            "[pop3d]\n", f"[pop3d]\nlisten = 127.0.0.1:{inst.pop3s_port} pop3s\n", 1)
+        inst.conf.write_text(inst.conf_text)
+
+
+@pytest.fixture
+def pop3(request, tmp_path):
+    """An instance with accounts, smtpd and pop3d running: .pop3_port
+    (pop3, STLS) and .pop3s_port (pop3s).  Yields the Instance; .pop3d is
+    the Daemon."""
+    from daemon import Daemon
+    inst = buzon.Instance(tmp_path / "buzon", _overrides(request.node))
+    _add_pop3s_listener(inst)
+    inst.setup_accounts()
+    inst.start_smtpd()
+    inst.pop3d = Daemon(inst, "pop3d", inst.pop3_port, b"+OK")
+    inst.pop3d.start()
+    try:
+        yield inst
+    finally:
+        try:
+            inst.pop3d.stop()
+        finally:
+            assert inst.stop_smtpd() == 0
