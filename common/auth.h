@@ -78,7 +78,8 @@ struct auth_session;
 #define AUTH_RESPONSE_MAX 2048
 #define AUTH_LINE_MAX (((AUTH_RESPONSE_MAX + 2) / 3) * 4)
 #define AUTH_USER_MAX 512
-#define AUTH_PASSWORD_MAX 1024
+/* libxcrypt's CRYPT_MAX_PASSPHRASE_SIZE: longer ones cannot be hashed */
+#define AUTH_PASSWORD_MAX 512
 
 enum auth_status {
 	AUTH_CONTINUE,	/* send auth_challenge(s) as a continuation */

@@ -65,6 +65,7 @@ static const struct keydef keys[] = {
 	{ SEC_IMAPD, "max_connections_per_user_ip", KT_UINT, F(imapd_max_user_ip) },
 
 	{ SEC_POP3D, "listen", KT_LISTEN, F(pop3d_listen) },
+	{ SEC_POP3D, "idle_timeout", KT_DURATION, F(pop3d_idle_timeout) },
 
 	{ SEC_POLICY, "spf", KT_ONOFF, F(spf) },
 	{ SEC_POLICY, "dkim_verify", KT_ONOFF, F(dkim_verify) },
@@ -156,6 +157,7 @@ config_defaults(struct config *cfg)
 	cfg->imapd_max_user_ip = 50;
 	add_default_listen(&cfg->pop3d_listen, "0.0.0.0", 110, LISTEN_POP3);
 	add_default_listen(&cfg->pop3d_listen, "0.0.0.0", 995, LISTEN_POP3S);
+	cfg->pop3d_idle_timeout = 600;	/* RFC 1939 3: at least 10 minutes */
 
 	cfg->spf = 1;
 	cfg->dkim_verify = 1;

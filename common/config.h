@@ -70,6 +70,7 @@ struct config {
 
 	/* [pop3d] */
 	struct listen_set pop3d_listen;
+	uint64_t pop3d_idle_timeout;	/* seconds idle after login */
 
 	/* [policy] */
 	int spf;

@@ -21,7 +21,13 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	    SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+	    SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION |
+	    /*
+	     * Many clients close TCP without close_notify after their last
+	     * command; OpenSSL 3 would make that fatal and drop our replies.
+	     * Our protocols frame their own data, so truncation is harmless.
+	     */
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_cipher_list(ctx,

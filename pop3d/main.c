@@ -67,6 +67,13 @@ main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (d.cfg.pop3d_listen.n == 0)
 		log_fatal("%s: no listen lines in [pop3d]", d.cfg.path);
+	if (d.cfg.pop3d_idle_timeout < 1)
+		log_fatal("%s: [pop3d] idle_timeout must be at least 1s",
+		    d.cfg.path);
+	if (d.cfg.pop3d_idle_timeout < 600)
+		log_warn("[pop3d] idle_timeout %llus is below the 10 minutes "
+		    "RFC 1939 asks for",
+		    (unsigned long long)d.cfg.pop3d_idle_timeout);
 	if (server_bind(&d.srv, &d.cfg.pop3d_listen, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
 	if (privdrop(d.cfg.user, err, sizeof(err)) < 0)

@@ -13,7 +13,7 @@
  * Input is paused while a response streams (pipelined commands wait in
  * the buffer, and a client that half-closes after "RETR 1 QUIT" still
  * gets the whole message and its QUIT); the stream's own timer drops a
- * client that stops reading for POP3_IDLE_TIMEOUT.
+ * client that stops reading for [pop3d] idle_timeout.
  */
 #include "pop3d.h"
 #include "../common/log.h"
@@ -53,8 +53,9 @@ stream_begin(struct pop3_session *s)
 {
 	s->mode = POP3_MODE_STREAM;
 	conn_pause(s->c);
-	ev_timer_init(&s->stream.timer, stream_on_timeout, POP3_IDLE_TIMEOUT,
-	    POP3_IDLE_TIMEOUT);
+	ev_timer_init(&s->stream.timer, stream_on_timeout,
+	    (double)s->d->cfg.pop3d_idle_timeout,
+	    (double)s->d->cfg.pop3d_idle_timeout);
 	s->stream.timer.data = s;
 	ev_timer_again(s->d->loop, &s->stream.timer);
 }

@@ -30,7 +30,7 @@ pop3_set_state(struct pop3_session *s, enum pop3_state st)
 	s->state = st;
 	if (s->c != NULL)
 		conn_set_timeout(s->c, st == POP3_ST_AUTHORIZATION ?
-		    POP3_PREAUTH_TIMEOUT : POP3_IDLE_TIMEOUT);
+		    POP3_PREAUTH_TIMEOUT : (double)s->d->cfg.pop3d_idle_timeout);
 }
 
 int

@@ -30,9 +30,6 @@
 #ifndef POP3_PREAUTH_TIMEOUT		/* -D for a quick manual check */
 #define POP3_PREAUTH_TIMEOUT 180.	/* before login */
 #endif
-#ifndef POP3_IDLE_TIMEOUT
-#define POP3_IDLE_TIMEOUT 600.		/* after login: RFC 1939 minimum */
-#endif
 #define POP3_MAX_BAD 20			/* -ERR answers in a row, then bye */
 #define POP3_MAX_PREAUTH_CMDS 50	/* commands before login, then bye */
 #define POP3_OUT_MAX (4u * 1024 * 1024)	/* a connection's output buffer */
@@ -137,7 +134,7 @@ enum pop3_stream_kind {
 
 struct pop3_stream {
 	enum pop3_stream_kind kind;
-	ev_timer timer;		/* no progress for POP3_IDLE_TIMEOUT: drop */
+	ev_timer timer;		/* no progress for idle_timeout: drop */
 	int fd;			/* RETR/TOP: the message file */
 	size_t msg;		/* RETR/TOP: 0-based message; LIST: next one */
 	struct pop3_stuff st;

@@ -604,3 +604,21 @@ def test_sigterm_closes_sessions_without_applying_deletions(pop3):
     pop3.pop3d.start()
     with session(pop3) as q:
         assert q.cmd("STAT").startswith(b"+OK 2 ")
+
+
+@pytest.mark.buzon_conf(pop3d={"idle_timeout": "2s"})
+def test_idle_timeout_closes_without_applying_deletions(pop3):
+    deliver(pop3, "idle one")
+    deliver(pop3, "idle two")
+    assert len(files(pop3, ALICE)) == 2
+    p = session(pop3)
+    assert p.cmd("DELE 1").startswith(b"+OK")
+    t0 = time.monotonic()
+    assert p.closed_by_server(timeout=buzon.t(10)), "still open after the idle timeout"
+    took = time.monotonic() - t0
+    assert 1.5 <= took <= buzon.t(8), took
+    assert len(files(pop3, ALICE)) == 2      # nothing deleted
+    # the lock went with the session
+    q = session(pop3)
+    assert q.cmd("STAT").startswith(b"+OK 2 ")
+    q.cmd("QUIT")
