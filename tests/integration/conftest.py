@@ -123,8 +123,8 @@ def imap(request, tmp_path):
     inst.setup_accounts()
     inst.start_smtpd()
     inst.imapd = Daemon(inst, "imapd", inst.imap_port, b"* OK")
-    inst.imapd.start()
     try:
+        inst.imapd.start()      # a failed start must not leave smtpd running
         yield inst
     finally:
         try:
@@ -155,8 +155,8 @@ def pop3(request, tmp_path):
     inst.setup_accounts()
     inst.start_smtpd()
     inst.pop3d = Daemon(inst, "pop3d", inst.pop3_port, b"+OK")
-    inst.pop3d.start()
     try:
+        inst.pop3d.start()      # a failed start must not leave smtpd running
         yield inst
     finally:
         try:

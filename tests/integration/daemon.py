@@ -29,8 +29,10 @@ class Daemon:
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                rc, self.proc = self.proc.returncode, None
+                self._err.close()
                 raise AssertionError(
-                    f"{self.name} exited with {self.proc.returncode} at start-up; "
+                    f"{self.name} exited with {rc} at start-up; "
                     f"stderr:\n{buzon.tail(self.stderr_path)}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
@@ -42,6 +44,9 @@ class Daemon:
                 last = repr(e)
             time.sleep(0.05)
         self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self._err.close()
         raise AssertionError(f"{self.name} did not greet on {self.port} (last: {last}); "
                              f"stderr:\n{buzon.tail(self.stderr_path)}")
 
