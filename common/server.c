@@ -5,6 +5,8 @@
 #include "server.h"
 #include "buf.h"
 #include "log.h"
+#include "privdrop.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void
@@ -178,6 +181,24 @@ server_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		s->on_stop(s);
 }
 
+SSL_CTX *
+server_prepare(struct server *s, const struct config *cfg,
+    const struct listen_set *set)
+{
+	char err[1024];
+	SSL_CTX *tls;
+
+	if (server_bind(s, set, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	if (privdrop(cfg->user, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	umask(077);
+	tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+	if (tls == NULL)
+		log_fatal("%s", err);
+	return tls;
+}
+
 int
 server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip)
 {
@@ -203,6 +224,9 @@ server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip)
 	/* Signals alone must not keep the loop running after a stop. */
 	ev_unref(loop);
 	ev_unref(loop);
+	for (i = 0; i < s->nls; i++)
+		log_info("listening on %s:%u (%s)", s->ls[i].spec.host,
+		    s->ls[i].spec.port, listen_kind_name(s->ls[i].spec.kind));
 	return 0;
 }
 

@@ -47,6 +47,15 @@ int server_bind(struct server *s, const struct listen_set *set, char *err,
     size_t errlen);
 
 /* Start accepting and watching signals; iplimit from cfg. */
+/*
+ * The start-up every daemon shares: bind the listeners of set (as root
+ * if need be), drop to cfg->user, umask 077, load the TLS certificate.
+ * Any failure is fatal (logged, exit 1).
+ */
+SSL_CTX *server_prepare(struct server *s, const struct config *cfg,
+    const struct listen_set *set);
+
+/* Start accepting (and log each listener); -1 on failure. */
 int server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip);
 
 /*

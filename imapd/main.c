@@ -79,15 +79,7 @@ main(int argc, char **argv)
 		log_warn("[imapd] autologout %llus is below the 30 minutes "
 		    "RFC 3501 asks for; IDLE clients may be cut off",
 		    (unsigned long long)d.cfg.imapd_autologout);
-	if (server_bind(&d.srv, &d.cfg.imapd_listen, err, sizeof(err)) < 0)
-		log_fatal("%s", err);
-	if (privdrop(d.cfg.user, err, sizeof(err)) < 0)
-		log_fatal("%s", err);
-	umask(077);
-
-	d.tls = tls_server_ctx(d.cfg.tls_cert, d.cfg.tls_key, err, sizeof(err));
-	if (d.tls == NULL)
-		log_fatal("%s", err);
+	d.tls = server_prepare(&d.srv, &d.cfg, &d.cfg.imapd_listen);
 	d.auth = auth_ctx_new(d.cfg.database, d.cfg.hostname, err, sizeof(err));
 	if (d.auth == NULL)
 		log_fatal("%s", err);
@@ -113,9 +105,6 @@ main(int argc, char **argv)
 	d.srv.arg = &d;
 	if (server_start(&d.srv, d.loop, d.cfg.max_connections_per_ip) < 0)
 		log_fatal("cannot start listeners");
-	for (int i = 0; i < d.srv.nls; i++)
-		log_info("listening on %s:%u (%s)", d.srv.ls[i].spec.host,
-		    d.srv.ls[i].spec.port, listen_kind_name(d.srv.ls[i].spec.kind));
 
 	ev_run(d.loop, 0);
 

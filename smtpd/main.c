@@ -64,15 +64,7 @@ main(int argc, char **argv)
 	if (d.cfg.smtpd_listen.n == 0)
 		log_fatal("%s: no listen lines in [smtpd]", d.cfg.path);
 
-	if (server_bind(&d.srv, &d.cfg.smtpd_listen, err, sizeof(err)) < 0)
-		log_fatal("%s", err);
-	if (privdrop(d.cfg.user, err, sizeof(err)) < 0)
-		log_fatal("%s", err);
-	umask(077);
-
-	d.tls = tls_server_ctx(d.cfg.tls_cert, d.cfg.tls_key, err, sizeof(err));
-	if (d.tls == NULL)
-		log_fatal("%s", err);
+	d.tls = server_prepare(&d.srv, &d.cfg, &d.cfg.smtpd_listen);
 	if (db_open(d.cfg.database, 0, &d.db, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
 	if (strlcpy_checked(d.spool_dir, d.cfg.queue_dir,
@@ -91,9 +83,6 @@ main(int argc, char **argv)
 	d.srv.arg = &d;
 	if (server_start(&d.srv, d.loop, d.cfg.max_connections_per_ip) < 0)
 		log_fatal("cannot start listeners");
-	for (int i = 0; i < d.srv.nls; i++)
-		log_info("listening on %s:%u (%s)", d.srv.ls[i].spec.host,
-		    d.srv.ls[i].spec.port, listen_kind_name(d.srv.ls[i].spec.kind));
 
 	ev_run(d.loop, 0);
 
