@@ -220,5 +220,8 @@ def test_fetch_of_a_mailbox_larger_than_any_buffer_streams(imap):
             peak = max(peak, rss_kib(pid))
     assert got == n
     assert f.readline().startswith(b"d OK")
-    assert peak - base < 40 * 1024, f"imapd grew {peak - base} KiB during the FETCH"
+    # ASan's quarantine keeps every freed buffer, so RSS says nothing there;
+    # the answer arriving whole (above) is what that build checks
+    if "asan" not in str(buzon.BIN):
+        assert peak - base < 40 * 1024, f"imapd grew {peak - base} KiB during the FETCH"
     s.close()
