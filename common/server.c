@@ -181,6 +181,21 @@ server_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		s->on_stop(s);
 }
 
+int
+server_conn_begin(struct conn *c, const struct listener *l, SSL_CTX *tls,
+    double timeout)
+{
+	conn_set_timeout(c, timeout);
+	log_info("sid=%s ip=%s connect port=%u listener=%s", c->sid, c->ip,
+	    l->spec.port, listen_kind_name(l->spec.kind));
+	if (listen_kind_is_tls(l->spec.kind)) {
+		conn_start(c, tls);	/* greeting after the handshake */
+		return 0;
+	}
+	conn_start(c, NULL);
+	return 1;
+}
+
 SSL_CTX *
 server_prepare(struct server *s, const struct config *cfg,
     const struct listen_set *set)

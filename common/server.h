@@ -68,6 +68,15 @@ struct conn *server_conn_new(struct server *s, int fd,
     const struct sockaddr *peer, socklen_t peerlen, size_t in_max,
     size_t out_max, const char *refusal);
 
+/*
+ * The session around c is set up: log the connection, arm the timeout
+ * and start reading.  On a TLS listener the handshake begins (and c may
+ * already be gone when this returns: 0); otherwise 1, and the caller
+ * sends its greeting now.
+ */
+int server_conn_begin(struct conn *c, const struct listener *l,
+    SSL_CTX *tls, double timeout);
+
 /* Stop accepting and close listening sockets (on SIGTERM). */
 void server_close_listeners(struct server *s);
 

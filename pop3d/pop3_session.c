@@ -264,15 +264,8 @@ pop3_session_accept(struct pop3d *d, struct listener *l, int fd,
 		d->sessions->prev = s;
 	d->sessions = s;
 	d->nsessions++;
-	conn_set_timeout(c, POP3_PREAUTH_TIMEOUT);
-	log_info("sid=%s ip=%s connect port=%u listener=%s", c->sid, c->ip,
-	    l->spec.port, listen_kind_name(l->spec.kind));
-	if (listen_kind_is_tls(l->spec.kind)) {
-		conn_start(c, d->tls);		/* greeting after the handshake */
-	} else {
-		conn_start(c, NULL);
+	if (server_conn_begin(c, l, d->tls, POP3_PREAUTH_TIMEOUT))
 		pop3_greet(s);
-	}
 }
 
 static void

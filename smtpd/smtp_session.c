@@ -144,15 +144,8 @@ smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
 		d->sessions->prev = s;
 	d->sessions = s;
 	d->nsessions++;
-	conn_set_timeout(c, SMTP_TIMEOUT);
-	log_info("sid=%s ip=%s connect port=%u listener=%s", c->sid, c->ip,
-	    l->spec.port, listen_kind_name(l->spec.kind));
-	if (listen_kind_is_tls(l->spec.kind)) {
-		conn_start(c, d->tls);		/* greeting after the handshake */
-	} else {
-		conn_start(c, NULL);
+	if (server_conn_begin(c, l, d->tls, SMTP_TIMEOUT))
 		smtp_reply(s, 220, "%s ESMTP Buzon", d->cfg.hostname);
-	}
 }
 
 /* Feed buffered input to the DATA scanner. */
