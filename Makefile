@@ -133,4 +133,6 @@ deps:
 clean:
 	rm -rf build build-asan build-fuzz bin
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Only our compilers' dependency files: build/bench/ holds unpacked Debian
+# packages (Dovecot for the benchmarks) with directories like init.d.
+-include $(shell find $(BUILD) -path '$(BUILD)/bench' -prune -o -name '*.d' -type f -print 2>/dev/null)
