@@ -551,24 +551,31 @@ start_literal(struct imap_parser *p)
 	return R_CONT;
 }
 
+/* A space, line end or ")" ends the token being read: finish it with end. */
+static int
+token_end(struct imap_parser *p, unsigned char c,
+    int (*end)(struct imap_parser *))
+{
+	if (end(p) != R_CONT)
+		return R_FAIL;
+	if (c == ' ') {
+		p->state = ST_ARGS;
+		return R_CONT;
+	}
+	if (c == ')')
+		return close_list(p);
+	return eol(p, c);
+}
+
 static int
 atom_byte(struct imap_parser *p, unsigned char c)
 {
 	switch (c) {
 	case ' ':
-		if (end_atom(p) != R_CONT)
-			return R_FAIL;
-		p->state = ST_ARGS;
-		return R_CONT;
 	case '\r':
 	case '\n':
-		if (end_atom(p) != R_CONT)
-			return R_FAIL;
-		return eol(p, c);
 	case ')':
-		if (end_atom(p) != R_CONT)
-			return R_FAIL;
-		return close_list(p);
+		return token_end(p, c, end_atom);
 	case ']':
 		if (!top_is_section(p))
 			return put(p, c);
@@ -606,19 +613,10 @@ suffix_byte(struct imap_parser *p, unsigned char c)
 {
 	switch (c) {
 	case ' ':
-		if (end_section_atom(p) != R_CONT)
-			return R_FAIL;
-		p->state = ST_ARGS;
-		return R_CONT;
 	case '\r':
 	case '\n':
-		if (end_section_atom(p) != R_CONT)
-			return R_FAIL;
-		return eol(p, c);
 	case ')':
-		if (end_section_atom(p) != R_CONT)
-			return R_FAIL;
-		return close_list(p);
+		return token_end(p, c, end_section_atom);
 	case '[':
 		return fail(p, "Unexpected '['");
 	default:
