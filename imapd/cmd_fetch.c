@@ -57,6 +57,7 @@ struct fetch_req {
 	struct fetch_item items[FETCH_MAX_ITEMS];
 	size_t n;
 	int need_file;
+	int need_body;			/* more of the file than its header */
 	int sets_seen;
 	int has_binary;			/* some BINARY or BINARY.SIZE item */
 	uint64_t changedsince;
@@ -91,7 +92,7 @@ add_item(struct fetch_req *r, enum fetch_kind k)
 	r->items[r->n].kind = k;
 	mime_section_init(&r->items[r->n].sec);
 	if (k == F_ENVELOPE || k == F_BODYSTRUCTURE || k == F_BODY)
-		r->need_file = 1;
+		r->need_file = r->need_body = 1;
 	return (int)r->n++ >= 0 ? 0 : -1;
 }
 
@@ -138,6 +139,13 @@ add_section(struct fetch_req *r, enum fetch_kind kind, const char *text,
 		memcpy(it->label + strlen(it->label), o, strlen(o) + 1);
 	}
 	r->need_file = 1;
+	/* BODY[HEADER.FIELDS (...)], what mail clients list with, and the
+	 * other top-level header sections need the header only */
+	if (kind != F_SECTION || it->sec.nparts > 0 ||
+	    (it->sec.text != MIME_SECTION_HEADER &&
+	    it->sec.text != MIME_SECTION_HEADER_FIELDS &&
+	    it->sec.text != MIME_SECTION_HEADER_FIELDS_NOT))
+		r->need_body = 1;
 	if (!peek)
 		r->sets_seen = 1;
 	return 0;
@@ -257,27 +265,6 @@ has_kind(const struct fetch_req *r, enum fetch_kind k)
 	return 0;
 }
 
-/* The whole stored message into b (bounded by its recorded size). */
-static int
-read_message(struct imap_session *s, const struct mbox_msg *m, struct buf *b)
-{
-	char chunk[65536];
-	ssize_t n;
-	int fd, r;
-
-	buf_reset(b);
-	r = mbox_msg_open(s->idx, s->sel->id, m->uid, &fd);
-	if (r <= 0)
-		return -1;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_append(b, chunk, (size_t)n) < 0) {
-			close(fd);
-			return -1;
-		}
-	close(fd);
-	return n < 0 ? -1 : 0;
-}
-
 static void
 append_internaldate(struct buf *out, int64_t t)
 {
@@ -395,14 +382,17 @@ binary_item(const struct fetch_item *it, const char *sep,
  */
 static int
 fetch_one(struct imap_session *s, const struct fetch_req *r, int is_uid,
-    size_t seq, const struct mbox_msg *m, struct buf *msg, struct buf *out)
+    size_t seq, const struct mbox_msglist *l, size_t li,
+    struct mbox_hdr_cursor *hc, struct buf *msg, struct buf *out)
 {
+	const struct mbox_msg *m = &l->msgs[li];
 	struct mime_message *mm = NULL;
 	const char *sep = "";
 	size_t i;
 	int rc = 0;
 
-	if (r->need_file && read_message(s, m, msg) < 0)
+	if (r->need_file && (r->need_body ? mbox_msglist_read(s->idx,
+	    s->sel->id, l, li, 0, msg) : mbox_hdr_cursor_get(hc, li, msg)) <= 0)
 		return 1;		/* gone meanwhile: skip it */
 	buf_printf(out, "* %zu FETCH (", seq);
 	if (is_uid || has_kind(r, F_UID)) {
@@ -483,7 +473,8 @@ binary_precheck(struct imap_session *s, const struct fetch_req *r,
 		return FETCH_ERR;
 	for (i = 0; i < list.count && rc == 0; i++) {
 		if (imap_seq_of_uid(s->sel, list.msgs[i].uid) == 0 ||
-		    read_message(s, &list.msgs[i], msg) < 0)
+		    mbox_msglist_read(s->idx, s->sel->id, &list, i, 0,
+		    msg) <= 0)
 			continue;
 		mm = mime_parse(msg->data ? msg->data : "", msg->len);
 		if (mm == NULL) {
@@ -543,10 +534,13 @@ fetch_job_free(struct fetch_job *job)
 static int
 fetch_step(struct imap_session *s, struct fetch_job *job)
 {
+	struct mbox_hdr_cursor hc;
 	struct buf out;
 	size_t mark;
 	int rc = 0, more = 0;
 
+	/* one slice at a time: nothing of it outlives this loop turn */
+	mbox_hdr_cursor_init(&hc, s->idx, s->sel->id, &job->list);
 	buf_init(&out, IMAP_LITERAL_MAX);
 	while (job->next < job->list.count) {
 		const struct mbox_msg *m = &job->list.msgs[job->next];
@@ -560,8 +554,8 @@ fetch_step(struct imap_session *s, struct fetch_job *job)
 		if (seq == 0)
 			continue;	/* not in this session's view yet */
 		mark = out.len;
-		rc = fetch_one(s, &job->req, job->is_uid, seq, m, &job->msg,
-		    &out);
+		rc = fetch_one(s, &job->req, job->is_uid, seq, &job->list,
+		    job->next - 1, &hc, &job->msg, &out);
 		if (rc < 0) {
 			out.len = mark;
 			if (out.data != NULL)
@@ -582,6 +576,9 @@ fetch_step(struct imap_session *s, struct fetch_job *job)
 		more = 0;
 	}
 	buf_free(&out);
+	if (mbox_hdr_cursor_done(&hc) < 0)
+		log_warn("sid=%s ip=%s FETCH: header cache: %s", s->c->sid,
+		    s->c->ip, mbox_index_error(s->idx));
 	/* An idle session holds no message buffer between slices. */
 	buf_free(&job->msg);
 	buf_init(&job->msg, IMAP_LITERAL_MAX);

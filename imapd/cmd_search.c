@@ -55,26 +55,6 @@ hits_push(struct search_hits *h, uint32_t v, uint64_t modseq)
 	return 0;
 }
 
-/* The stored message into b; -1 when it is gone or unreadable. */
-static int
-read_message(struct imap_session *s, uint32_t uid, struct buf *b)
-{
-	char chunk[65536];
-	ssize_t n;
-	int fd;
-
-	buf_reset(b);
-	if (mbox_msg_open(s->idx, s->sel->id, uid, &fd) <= 0)
-		return -1;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_append(b, chunk, (size_t)n) < 0) {
-			close(fd);
-			return -1;
-		}
-	close(fd);
-	return n < 0 ? -1 : 0;
-}
-
 /* 1 if uid is in the saved result (sorted ascending). */
 static int
 is_saved(const struct imap_selected *sel, uint32_t uid)
@@ -101,6 +81,7 @@ run_search(struct imap_session *s, const struct search_program *prog,
 {
 	const struct imap_selected *sel = s->sel;
 	struct mbox_msglist list;
+	struct mbox_hdr_cursor hc;
 	struct buf msg;
 	size_t i, j = 0;
 	int r, rc = 0;
@@ -110,6 +91,8 @@ run_search(struct imap_session *s, const struct search_program *prog,
 		return 0;
 	if (mbox_messages(s->idx, sel->id, NULL, 0, 0, &list) < 0)
 		return -1;
+	/* header keys only (FROM, SUBJECT, ...): the header cache */
+	mbox_hdr_cursor_init(&hc, s->idx, sel->id, &list);
 	buf_init(&msg, IMAP_LITERAL_MAX);
 	for (i = 0; i < sel->count && rc == 0; i++) {
 		uint32_t uid = sel->uids[i];
@@ -134,7 +117,14 @@ run_search(struct imap_session *s, const struct search_program *prog,
 		sm.internaldate = m->internaldate;
 		r = search_eval_meta(prog, &sm);
 		if (r < 0) {
-			if (read_message(s, uid, &msg) < 0)
+			r = prog->needs_body ? mbox_msglist_read(s->idx,
+			    sel->id, &list, j, 0, &msg) :
+			    mbox_hdr_cursor_get(&hc, j, &msg);
+			if (r < 0) {
+				rc = -1;
+				break;
+			}
+			if (r == 0)
 				continue;	/* gone meanwhile */
 			r = search_eval_content(prog, &sm, buf_cstr(&msg),
 			    msg.len);
@@ -146,6 +136,9 @@ run_search(struct imap_session *s, const struct search_program *prog,
 			rc = -1;
 	}
 	buf_free(&msg);
+	if (mbox_hdr_cursor_done(&hc) < 0)
+		log_warn("sid=%s ip=%s SEARCH: header cache: %s", s->c->sid,
+		    s->c->ip, mbox_index_error(s->idx));
 	mbox_msglist_free(&list);
 	return rc;
 }

@@ -369,6 +369,8 @@ parse_key(struct search_program *p, const struct imap_arg *a, size_t n,
 		if ((r = fold_string(key)) < 0)
 			return r;
 		p->needs_content = 1;
+		if (def->type == SK_BODY || def->type == SK_TEXT)
+			p->needs_body = 1;
 		break;
 	case KA_NUMBER:
 		if (*i >= n || !imap_arg_number(&a[*i], &key->num))
@@ -667,21 +669,13 @@ search_eval_meta(const struct search_program *p, const struct search_msg *m)
 
 /* ---- evaluation on content ----------------------------------------- */
 
-struct hfield {
-	const char *name;		/* in the message */
-	size_t name_len;
-	size_t val_off, val_len;	/* in hdr, folded */
-};
-
 struct content {
 	const char *data;
 	size_t len;
 	size_t max;			/* bound for decoded text */
 	struct mime_message *mm;
-	int hdr_done, body_done, nomem;
+	int hdr_done, body_done, sent_done, nomem;
 	struct buf hdr;			/* "name: value\n" decoded, folded */
-	struct hfield *fields;
-	size_t nfields, capfields;
 	int32_t sent;			/* Date: as search_ymd(), or -1 */
 	struct buf body;		/* text parts, decoded, folded */
 	struct buf inner;		/* encapsulated headers, folded */
@@ -699,12 +693,11 @@ ensure_mime(struct content *c)
 
 /*
  * Decode a header block [off, off+len) into out ("name: value\n",
- * folded); with fields != NULL also index the fields.  Sets c->sent from
- * the first Date: when want_date.  Over-long text is cut (out's max).
+ * folded).  Over-long text is cut (out's max).
  */
 static void
 decode_header_block(struct content *c, size_t off, size_t len,
-    struct buf *out, int index, int want_date)
+    struct buf *out)
 {
 	struct mime_header h;
 	struct buf unf, dec;
@@ -713,42 +706,18 @@ decode_header_block(struct content *c, size_t off, size_t len,
 	buf_init(&unf, c->max);
 	buf_init(&dec, c->max);
 	while (mime_header_next(c->data + off, len, &pos, &h) == 1) {
-		size_t vstart;
-
 		if (h.name_len == 0)
 			continue;
 		buf_reset(&unf);
 		buf_reset(&dec);
 		(void)mime_header_unfold(h.value, h.value_len, &unf);
-		if (want_date && c->sent < 0 && mime_header_is(&h, "Date"))
-			c->sent = search_parse_sent_date(buf_cstr(&unf), unf.len);
 		(void)mime_decode_header(buf_cstr(&unf), unf.len, &dec);
 		if (mime_fold_utf8(h.name, h.name_len, out) < 0 ||
 		    buf_append(out, ": ", 2) < 0)
 			break;
-		vstart = out->len;
 		if (mime_fold_utf8(buf_cstr(&dec), dec.len, out) < 0 ||
 		    buf_putc(out, '\n') < 0)
 			break;
-		if (index) {
-			if (c->nfields == c->capfields) {
-				size_t ncap = c->capfields ? c->capfields * 2 : 32;
-				struct hfield *nf = realloc(c->fields,
-				    ncap * sizeof(*nf));
-
-				if (nf == NULL) {
-					c->nomem = 1;
-					break;
-				}
-				c->fields = nf;
-				c->capfields = ncap;
-			}
-			c->fields[c->nfields].name = h.name;
-			c->fields[c->nfields].name_len = h.name_len;
-			c->fields[c->nfields].val_off = vstart;
-			c->fields[c->nfields].val_len = out->len - 1 - vstart;
-			c->nfields++;
-		}
 	}
 	buf_free(&unf);
 	buf_free(&dec);
@@ -763,8 +732,77 @@ need_header(struct content *c)
 	if (ensure_mime(c) < 0)
 		return -1;
 	decode_header_block(c, c->mm->root->hdr.off, c->mm->root->hdr.len,
-	    &c->hdr, 1, 1);
+	    &c->hdr);
 	return c->nomem ? -1 : 0;
+}
+
+static int
+contains(const char *hay, size_t hlen, const struct search_key *k)
+{
+	if (k->folded_len == 0)
+		return 1;
+	if (hay == NULL || hlen < k->folded_len)
+		return 0;
+	return memmem(hay, hlen, k->folded, k->folded_len) != NULL;
+}
+
+/*
+ * 1 if a top-level field named k->field holds k's string.  Only the
+ * fields of that name are unfolded, decoded and folded: a header key
+ * looks at one or two fields of twenty, and decoding them all
+ * (need_header) was most of the cost of SEARCH FROM.  No MIME parse
+ * either: the top-level header is simply where the message starts.
+ */
+static int
+header_has(struct content *c, const struct search_key *k)
+{
+	struct mime_header h;
+	struct buf unf, dec, fold;
+	size_t pos = 0;
+	int any = 0;
+
+	buf_init(&unf, c->max);
+	buf_init(&dec, c->max);
+	buf_init(&fold, c->max);
+	while (!any && mime_header_next(c->data, c->len, &pos, &h) == 1) {
+		if (h.name_len != k->field_len ||
+		    strncasecmp(h.name, k->field, k->field_len) != 0)
+			continue;
+		buf_reset(&unf);
+		buf_reset(&dec);
+		buf_reset(&fold);
+		(void)mime_header_unfold(h.value, h.value_len, &unf);
+		(void)mime_decode_header(buf_cstr(&unf), unf.len, &dec);
+		(void)mime_fold_utf8(buf_cstr(&dec), dec.len, &fold);
+		any = contains(fold.data, fold.len, k);
+	}
+	buf_free(&unf);
+	buf_free(&dec);
+	buf_free(&fold);
+	return any;
+}
+
+/* The first top-level Date: as search_ymd(), or -1. */
+static int32_t
+sent_date(struct content *c)
+{
+	struct mime_header h;
+	struct buf unf;
+	size_t pos = 0;
+
+	if (c->sent_done)
+		return c->sent;
+	c->sent_done = 1;
+	buf_init(&unf, c->max);
+	while (mime_header_next(c->data, c->len, &pos, &h) == 1)
+		if (mime_header_is(&h, "Date")) {
+			(void)mime_header_unfold(h.value, h.value_len, &unf);
+			c->sent = search_parse_sent_date(buf_cstr(&unf),
+			    unf.len);
+			break;
+		}
+	buf_free(&unf);
+	return c->sent;
 }
 
 /* Every text/ part (and every encapsulated message's header), pre-order. */
@@ -785,7 +823,7 @@ need_body(struct content *c)
 		if (part->parent != NULL &&
 		    (part->parent->flags & MIME_PART_MESSAGE))
 			decode_header_block(c, part->hdr.off, part->hdr.len,
-			    &c->inner, 0, 0);
+			    &c->inner);
 		if (part->children == NULL && (part->flags & MIME_PART_TEXT)) {
 			buf_reset(&dec);
 			(void)mime_decode_text(c->data, part, &dec);
@@ -807,44 +845,19 @@ need_body(struct content *c)
 }
 
 static int
-contains(const char *hay, size_t hlen, const struct search_key *k)
-{
-	if (k->folded_len == 0)
-		return 1;
-	if (hay == NULL || hlen < k->folded_len)
-		return 0;
-	return memmem(hay, hlen, k->folded, k->folded_len) != NULL;
-}
-
-static int
 leaf_content(struct content *c, const struct search_key *k)
 {
-	size_t i;
-	int any = 0;
-
 	switch (k->type) {
 	case SK_SENTBEFORE:
 	case SK_SENTON:
 	case SK_SENTSINCE:
-		if (need_header(c) < 0)
-			return -1;
-		if (c->sent < 0)
+		if (sent_date(c) < 0)
 			return 0;
 		return k->type == SK_SENTBEFORE ? c->sent < k->date :
 		    k->type == SK_SENTON ? c->sent == k->date :
 		    c->sent >= k->date;
 	case SK_HEADER:
-		if (need_header(c) < 0)
-			return -1;
-		for (i = 0; i < c->nfields && !any; i++) {
-			const struct hfield *f = &c->fields[i];
-
-			if (f->name_len != k->field_len ||
-			    strncasecmp(f->name, k->field, k->field_len) != 0)
-				continue;
-			any = contains(c->hdr.data + f->val_off, f->val_len, k);
-		}
-		return any;
+		return header_has(c, k);
 	case SK_BODY:
 		if (need_body(c) < 0)
 			return -1;
@@ -919,7 +932,6 @@ search_eval_content(const struct search_program *p,
 	buf_free(&c.hdr);
 	buf_free(&c.body);
 	buf_free(&c.inner);
-	free(c.fields);
 	if (c.mm != NULL)
 		mime_free(c.mm);
 	return r;

@@ -109,6 +109,7 @@ struct search_program {
 					   RETURN (SAVE) is SAVE alone */
 	int has_modseq;			/* some MODSEQ key: report MODSEQ */
 	int needs_content;		/* some key reads the message */
+	int needs_body;			/* ... past its header (BODY, TEXT) */
 	int uses_saved;			/* some "$" key */
 };
 

@@ -87,6 +87,22 @@ static const char schema_v1[] =
 	"  name TEXT NOT NULL PRIMARY KEY\n"
 	") WITHOUT ROWID;\n";
 
+/*
+ * Version 2 adds the header cache: each message's top-level header
+ * bytes (up to and with the blank line), filled the first time a SEARCH
+ * or FETCH needs only the header.  A table of its own keeps the
+ * messages rows, which every command reads, small.
+ */
+static const char schema_v2[] =
+	"CREATE TABLE headers (\n"
+	"  mailbox INTEGER NOT NULL,\n"
+	"  uid INTEGER NOT NULL,\n"
+	"  data BLOB NOT NULL,\n"
+	"  PRIMARY KEY (mailbox, uid),\n"
+	"  FOREIGN KEY (mailbox, uid) REFERENCES messages(mailbox, uid)\n"
+	"    ON DELETE CASCADE\n"
+	");\n";
+
 /* ---- errors, statements, transactions ---- */
 
 int
@@ -509,6 +525,13 @@ migrate(struct mbox_index *idx, int *fresh_r)
 		mi_rollback(idx);
 		return 0;
 	}
+	if (v == 1) {			/* add what version 2 added */
+		if (run_script(idx, schema_v2) < 0 ||
+		    snprintf_checked(sql, sizeof(sql), "PRAGMA user_version ="
+		    " %d", MI_SCHEMA_VERSION) < 0 || run_script(idx, sql) < 0)
+			goto fail;
+		return mi_commit(idx);
+	}
 	if (v != 0) {
 		errno = EPROTO;
 		mi_fail(idx, "index %s: unknown schema version %d",
@@ -516,7 +539,7 @@ migrate(struct mbox_index *idx, int *fresh_r)
 		goto fail;
 	}
 	/* PRAGMA takes no parameters; the value is our own constant. */
-	if (run_script(idx, schema_v1) < 0 ||
+	if (run_script(idx, schema_v1) < 0 || run_script(idx, schema_v2) < 0 ||
 	    snprintf_checked(sql, sizeof(sql), "PRAGMA user_version = %d",
 	    MI_SCHEMA_VERSION) < 0 || run_script(idx, sql) < 0)
 		goto fail;

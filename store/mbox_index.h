@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../common/buf.h"
+
 #define MBOX_INDEX_FILE	"index.db"
 #define MBOX_NAME_MAX	200	/* bytes of a UTF-8 mailbox name */
 #define MBOX_KEYWORD_MAX 64	/* bytes of one keyword */
@@ -216,6 +218,21 @@ void mbox_msglist_free(struct mbox_msglist *l);
 /* DIR/cur/FNAME of l->msgs[i].  0 or -1 (ENAMETOOLONG). */
 int mbox_msglist_path(const struct mbox_msglist *l, size_t i, char *out,
     size_t outsz);
+/*
+ * Open l->msgs[i] read-only by the name the list holds, without an index
+ * transaction; when that name is gone (flags changed elsewhere since the
+ * listing) look it up again as mbox_msg_open() does.  1 / 0 (gone) / -1.
+ */
+int mbox_msglist_open(struct mbox_index *idx, int64_t id,
+    const struct mbox_msglist *l, size_t i, int *fd_r);
+/*
+ * Read l->msgs[i] into b (reset first; b's max bounds it), or with
+ * header_only at least its header: up to and with the blank line, or
+ * all of a message that has none.  1 / 0 (gone) / -1 (unreadable or too
+ * big for b).
+ */
+int mbox_msglist_read(struct mbox_index *idx, int64_t id,
+    const struct mbox_msglist *l, size_t i, int header_only, struct buf *b);
 
 /*
  * Messages in set (NULL: all) whose modseq > changedsince (0: any), in
@@ -316,5 +333,48 @@ int mbox_cache_get(struct mbox_index *idx, int64_t id, uint32_t uid,
 /* 1 stored, 0 no such message, -1 error. */
 int mbox_cache_set(struct mbox_index *idx, int64_t id, uint32_t uid,
     enum mbox_cache_field field, const char *text, size_t len);
+
+/* ---- the header cache (mbox_headers.c) --------------------------------- */
+
+#define MBOX_HEADER_CACHE_MAX	32768	/* longer headers: from the file */
+#define MBOX_HDR_CHUNK		256	/* lookups per read transaction */
+
+/*
+ * Hands out the top-level headers (the bytes up to and with the blank
+ * line) of a message list's entries in ascending order: from the cache
+ * in index.db, looked up a chunk at a time, or read from the file and
+ * queued for the cache.  The queue is written every MBOX_HDR_CHUNK
+ * entries and at mbox_hdr_cursor_done().  No transaction stays open
+ * between calls, so a cursor may live across event-loop turns; the list
+ * must outlive it.
+ */
+struct mbox_hdr_cursor {
+	struct mbox_index *idx;
+	int64_t id;
+	const struct mbox_msglist *l;
+	size_t lo, hi;			/* list entries looked up: [lo, hi) */
+	size_t *off, *len;		/* per entry in [lo, hi); len 0: miss */
+	struct buf chunk;		/* their cached bytes */
+	size_t nq;			/* queued for the cache */
+	uint32_t *quid;
+	size_t *qoff, *qlen;
+	struct buf queue;
+	struct buf file;		/* a message's first bytes */
+};
+
+void mbox_hdr_cursor_init(struct mbox_hdr_cursor *c, struct mbox_index *idx,
+    int64_t id, const struct mbox_msglist *l);
+/*
+ * The header of l->msgs[i] into out (reset first); i never smaller than
+ * in the call before.  1 / 0 (message gone) / -1 (index or read error).
+ */
+int mbox_hdr_cursor_get(struct mbox_hdr_cursor *c, size_t i, struct buf *out);
+/* Write what is queued and free the cursor.  0, or -1 when the cache
+ * could not be written (nothing else is lost). */
+int mbox_hdr_cursor_done(struct mbox_hdr_cursor *c);
+
+/* Length of the header block at the start of [p, p+n), blank line
+ * included; n when it has no end in there. */
+size_t mbox_header_len(const char *p, size_t n);
 
 #endif

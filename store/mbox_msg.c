@@ -424,6 +424,64 @@ mbox_msg_open(struct mbox_index *idx, int64_t id, uint32_t uid, int *fd_r)
 }
 
 int
+mbox_msglist_open(struct mbox_index *idx, int64_t id,
+    const struct mbox_msglist *l, size_t i, int *fd_r)
+{
+	char path[PATH_MAX];
+
+	*fd_r = -1;
+	if (mbox_msglist_path(l, i, path, sizeof(path)) < 0)
+		return mi_fail(idx, "message path: %s", strerror(errno));
+	*fd_r = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (*fd_r >= 0)
+		return 1;
+	if (errno != ENOENT)
+		return mi_fail(idx, "open %s: %s", path, strerror(errno));
+	return mbox_msg_open(idx, id, l->msgs[i].uid, fd_r);
+}
+
+/* The end of a header block in [p, p+n): LF LF, or LF CR LF in a CRLF file. */
+static int
+has_header_end(const char *p, size_t n)
+{
+	return memmem(p, n, "\n\n", 2) != NULL ||
+	    memmem(p, n, "\n\r\n", 3) != NULL;
+}
+
+int
+mbox_msglist_read(struct mbox_index *idx, int64_t id,
+    const struct mbox_msglist *l, size_t i, int header_only, struct buf *b)
+{
+	char chunk[65536];
+	/* most headers fit in 4 KiB; a body is most of a mailbox's bytes */
+	size_t want = header_only ? 4096 : sizeof(chunk);
+	ssize_t n;
+	int fd, r;
+
+	buf_reset(b);
+	if ((r = mbox_msglist_open(idx, id, l, i, &fd)) <= 0)
+		return r;
+	while ((n = read(fd, chunk, want)) > 0) {
+		size_t from = b->len > 2 ? b->len - 2 : 0;
+
+		if (buf_append(b, chunk, (size_t)n) < 0) {
+			close(fd);
+			return mi_fail(idx, "message %u: larger than %zu bytes",
+			    l->msgs[i].uid, b->max);
+		}
+		if (header_only && has_header_end(b->data + from,
+		    b->len - from))
+			break;
+		want = sizeof(chunk);
+	}
+	if (n < 0)
+		r = mi_fail(idx, "read message %u: %s", l->msgs[i].uid,
+		    strerror(errno));
+	close(fd);
+	return r;
+}
+
+int
 mbox_expunged_since(struct mbox_index *idx, int64_t id, uint64_t modseq,
     const struct mbox_range *set, size_t nset, struct mbox_uids *out)
 {

@@ -14,7 +14,7 @@
 
 #include "mbox_index.h"
 
-#define MI_SCHEMA_VERSION 1
+#define MI_SCHEMA_VERSION 2
 #define MI_STMT_SLOTS 64
 #define MI_BUSY_TIMEOUT_MS 5000
 #define MI_KEYWORDS_FILE "dovecot-keywords"

@@ -204,3 +204,40 @@ def test_search_needs_selected_mailbox(imap):
     with pytest.raises(imaplib.IMAP4.error):
         m.search(None, "ALL")
     m.logout()
+
+
+def test_header_keys_from_the_header_cache(mbox, imap):
+    """The first header search reads the files and fills index.db's header
+    cache; later ones (in this and in a new session) answer from it the
+    same, and UID FETCH of header fields answers from it byte for byte."""
+    import sqlite3
+    m = mbox
+    db = imap.maildir(ALICE) / "index.db"
+
+    def cached():
+        con = sqlite3.connect(str(db))
+        try:
+            return con.execute("SELECT count(*) FROM headers").fetchone()[0]
+        finally:
+            con.close()
+
+    first = m.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")
+    assert first[0] == "OK"
+    assert search(m, "FROM", '"andré"'.encode()) == [2]
+    assert cached() == 4
+    for mm in (m, login(imap)):
+        if mm is not m:
+            assert mm.select("INBOX")[0] == "OK"
+        assert search(mm, "FROM", '"andré"'.encode()) == [2]
+        assert search(mm, "SUBJECT", "HELLO") == [1]
+        assert search(mm, "HEADER", "Content-Transfer-Encoding", '""') == [2, 4]
+        assert search(mm, "SENTON", "1-Jul-2003") == [1]
+        mm.literal = "köln".encode()
+        assert search(mm, "SUBJECT", charset="UTF-8") == [2]
+        again = mm.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")
+        assert again == first
+    # an expunged message leaves the cache with its index row
+    assert m.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert m.expunge()[0] == "OK"
+    assert cached() == 3
+    assert search(m, "SUBJECT", "HELLO") == []

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -1238,6 +1239,116 @@ test_concurrent_sync_and_renames(void **state)
 	mbox_uids_free(&gone);
 }
 
+static void
+test_header_len(void **state)
+{
+	(void)state;
+	assert_int_equal(mbox_header_len("A: b\n\nbody", 11), 6);
+	assert_int_equal(mbox_header_len("A: b\r\n\r\nbody", 14), 8);
+	assert_int_equal(mbox_header_len("A: b\n c\n\n", 9), 9);
+	assert_int_equal(mbox_header_len("\nbody", 5), 1);
+	assert_int_equal(mbox_header_len("A: b", 4), 4);
+	assert_int_equal(mbox_header_len("A: b\n", 5), 5);
+	assert_int_equal(mbox_header_len("", 0), 0);
+}
+
+static int64_t
+sql_count(const char *user, const char *sql)
+{
+	char path[1024];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+
+	snprintf_checked(path, sizeof(path), "%s/index.db", user);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void
+cursor_all(struct fixture *f, struct mbox_msglist *l, struct buf *out,
+    size_t n)
+{
+	struct mbox_hdr_cursor c;
+	size_t i;
+
+	mbox_hdr_cursor_init(&c, f->idx, f->inbox, l);
+	for (i = 0; i < n; i++) {
+		buf_init(&out[i], 1 << 20);
+		assert_int_equal(mbox_hdr_cursor_get(&c, i, &out[i]), 1);
+	}
+	assert_int_equal(mbox_hdr_cursor_done(&c), 0);
+}
+
+/* Read from the file once, then from index.db; gone with the message. */
+static void
+test_header_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_uids gone = { 0 };
+	struct mbox_msglist l;
+	struct buf h[3];
+	char names[2][256], path[2048];
+	size_t i;
+
+	deliver_n(f, 2, names);
+	deliver(f->user, "Subject: no body", names[1], sizeof(names[1]));
+	sync_ok(f, f->inbox, NULL);
+	messages(f, f->inbox, &l);
+	assert_int_equal(l.count, 3);
+	assert_int_equal(sql_count(f->user, "SELECT count(*) FROM headers"), 0);
+	cursor_all(f, &l, h, 3);
+	assert_string_equal(buf_cstr(&h[0]), "Subject: 1\n\n");
+	assert_string_equal(buf_cstr(&h[1]), "Subject: 2\n\n");
+	assert_string_equal(buf_cstr(&h[2]), "Subject: no body");
+	for (i = 0; i < 3; i++)
+		buf_free(&h[i]);
+	assert_int_equal(sql_count(f->user, "SELECT count(*) FROM headers"), 3);
+
+	/* a file changed in place (never done to a Maildir file) shows
+	 * that the second reading comes from the cache */
+	assert_int_equal(mbox_msglist_path(&l, 0, path, sizeof(path)), 0);
+	tu_write_file(path, "Subject: changed\n\nx\n", 21);
+	cursor_all(f, &l, h, 2);
+	assert_string_equal(buf_cstr(&h[0]), "Subject: 1\n\n");
+	assert_string_equal(buf_cstr(&h[1]), "Subject: 2\n\n");
+	for (i = 0; i < 2; i++)
+		buf_free(&h[i]);
+	mbox_msglist_free(&l);
+
+	store(f, 1, 1, MBOX_STORE_ADD, MBOX_F_DELETED, NULL, 0, NULL, NULL);
+	assert_int_equal(mbox_expunge(f->idx, f->inbox, NULL, 0, &gone), 0);
+	assert_int_equal(gone.count, 1);
+	mbox_uids_free(&gone);
+	assert_int_equal(sql_count(f->user, "SELECT count(*) FROM headers"), 2);
+	assert_int_equal(sql_count(f->user,
+	    "SELECT count(*) FROM headers WHERE uid = 1"), 0);
+}
+
+/* An index.db of schema version 1 gets the header cache on open. */
+static void
+test_migrate_v1(void **state)
+{
+	struct fixture *f = *state;
+	char path[1024];
+	sqlite3 *db;
+
+	mbox_index_close(&f->idx);
+	snprintf_checked(path, sizeof(path), "%s/index.db", f->user);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE headers;"
+	    " PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+	assert_int_equal(sql_count(f->user, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_count(f->user, "SELECT count(*) FROM headers"), 0);
+}
+
 int
 main(void)
 {
@@ -1270,6 +1381,9 @@ main(void)
 		T(test_subscriptions),
 		T(test_duplicate_base_and_bare_cur_file),
 		T(test_concurrent_sync_and_renames),
+		T(test_header_len),
+		T(test_header_cache),
+		T(test_migrate_v1),
 	};
 #undef T
 

@@ -929,6 +929,36 @@ test_search(void **state)
 			    cases[i].needle, cases[i].hay, cases[i].want);
 }
 
+/* Every byte value at every alignment: only A-Z change among ASCII and
+ * bytes that are not UTF-8 lead bytes of folded letters stay as they are
+ * (the fold works eight bytes at a time). */
+static void
+test_fold_every_byte(void **state)
+{
+	unsigned char in[264];
+	struct buf out;
+	size_t off, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i & 0xff);
+	for (off = 0; off < 9; off++) {
+		buf_init(&out, BUF_UNLIMITED);
+		assert_int_equal(mime_fold_utf8((const char *)in + off,
+		    sizeof(in) - off, &out), 0);
+		assert_int_equal(out.len, sizeof(in) - off);
+		for (i = 0; i < out.len; i++) {
+			unsigned char x = in[off + i];
+			unsigned char y = (unsigned char)out.data[i];
+
+			if (x >= 0xc2 && x <= 0xdf)
+				continue;	/* a lead byte (here invalid) */
+			assert_int_equal(y, x >= 'A' && x <= 'Z' ? x + 32 : x);
+		}
+		buf_free(&out);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Pathological input.                                                */
 
@@ -1192,6 +1222,7 @@ main(void)
 		cmocka_unit_test(test_decode_cte),
 		cmocka_unit_test(test_decode_parts),
 		cmocka_unit_test(test_search),
+		cmocka_unit_test(test_fold_every_byte),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_many_parts),
 		cmocka_unit_test(test_huge_header),
