@@ -10,11 +10,25 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+/*
+ * Own changes announced and not yet seen, per watch: open addressing,
+ * grown from DW_EXPECT_MIN slots and freed when empty, so that a watch
+ * nobody writes through costs nothing.
+ */
+#define DW_EXPECT_MIN	64
+#define DW_EXPECT_MAX	16384
+
+struct dw_expect {
+	uint64_t key;			/* name hash, low bit: came; 0 empty */
+	uint32_t count;
+};
 
 #define DW_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
     IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -25,6 +39,7 @@ struct dirwatch_sub {
 	void *arg;
 	int dead;
 	int pending;		/* fire on this dispatch */
+	int foreign;		/* ... and not only for our own changes */
 	struct dirwatch_sub *prev, *next;
 };
 
@@ -34,6 +49,10 @@ struct dw_watch {
 	struct dirwatch *dw;
 	struct dirwatch_sub *subs;
 	unsigned nsubs;
+	struct dw_expect *exp;		/* cap slots, or NULL */
+	unsigned cap;
+	unsigned nused;			/* slots with a key (spent ones too) */
+	unsigned nlive;			/* slots with count > 0 */
 	struct dw_watch *next;
 };
 
@@ -45,6 +64,7 @@ struct dirwatch {
 	unsigned nwatches;
 	int dispatching;
 	int garbage;		/* dead subs to collect after dispatch */
+	struct dw_watch *last_expect;	/* where the last expect went */
 };
 
 static void dw_on_read(struct ev_loop *loop, ev_io *w, int revents);
@@ -85,6 +105,9 @@ dw_watch_free(struct dirwatch *dw, struct dw_watch *w, int rm_kernel)
 	if (rm_kernel && w->wd >= 0)
 		inotify_rm_watch(dw->fd, w->wd);
 	dw->nwatches--;
+	if (dw->last_expect == w)
+		dw->last_expect = NULL;
+	free(w->exp);
 	free(w->dir);
 	free(w);
 }
@@ -228,20 +251,148 @@ dirwatch_nwatches(const struct dirwatch *dw)
 	return dw->nwatches;
 }
 
-static void
-dw_mark(struct dirwatch *dw, int wd, uint32_t mask)
+/* FNV-1a of the name, never 0, the low bit free for "came". */
+static uint64_t
+dw_key(const char *name, size_t len, int came)
 {
-	struct dw_watch *w;
-	struct dirwatch_sub *s;
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
 
+	for (i = 0; i < len && name[i] != '\0'; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	h = (h << 1) | (came ? 1 : 0);
+	return h < 2 ? h + 2 : h;
+}
+
+/* The slot of key, or of the first free slot on its probe path. */
+static struct dw_expect *
+dw_slot(struct dw_watch *w, uint64_t key)
+{
+	size_t i = (size_t)(key >> 1) & (w->cap - 1), n;
+
+	for (n = 0; n < w->cap; n++) {
+		struct dw_expect *e = &w->exp[i];
+
+		if (e->key == key || e->key == 0)
+			return e;
+		i = (i + 1) & (w->cap - 1);
+	}
+	return NULL;
+}
+
+/* Room for one more key: a table, or a bigger one without the spent
+ * slots.  0, or -1 (at the limit, or out of memory). */
+static int
+dw_room(struct dw_watch *w)
+{
+	struct dw_expect *old = w->exp;
+	unsigned oldcap = w->cap, cap, i;
+
+	if (old != NULL && w->nused + 1 <= w->cap / 4 * 3)
+		return 0;
+	cap = old == NULL ? DW_EXPECT_MIN :
+	    w->nlive + 1 <= oldcap / 2 ? oldcap : oldcap * 2;
+	if (cap > DW_EXPECT_MAX)
+		return -1;
+	if ((w->exp = calloc(cap, sizeof(*w->exp))) == NULL) {
+		w->exp = old;
+		return -1;
+	}
+	w->cap = cap;
+	w->nused = 0;
+	for (i = 0; i < oldcap; i++)
+		if (old[i].count > 0) {
+			*dw_slot(w, old[i].key) = old[i];
+			w->nused++;
+		}
+	free(old);
+	return 0;
+}
+
+static struct dw_watch *
+dw_find_dir(struct dirwatch *dw, const char *dir, size_t len)
+{
+	struct dw_watch *w = dw->last_expect;
+
+	if (w != NULL && strncmp(w->dir, dir, len) == 0 && w->dir[len] == '\0')
+		return w;
 	for (w = dw->watches; w != NULL; w = w->next)
-		if (w->wd == wd)
-			break;
-	if (w == NULL)
+		if (strncmp(w->dir, dir, len) == 0 && w->dir[len] == '\0')
+			return dw->last_expect = w;
+	return NULL;
+}
+
+void
+dirwatch_expect(struct dirwatch *dw, const char *path, int came)
+{
+	const char *slash = strrchr(path, '/');
+	struct dw_watch *w;
+	struct dw_expect *e;
+	uint64_t key;
+
+	if (dw == NULL || slash == NULL || slash == path || slash[1] == '\0')
 		return;
-	for (s = w->subs; s != NULL; s = s->next)
+	if ((w = dw_find_dir(dw, path, (size_t)(slash - path))) == NULL ||
+	    w->wd < 0)
+		return;
+	key = dw_key(slash + 1, strlen(slash + 1), came);
+	/* a quarter stays free: probes stay short and always end */
+	if (dw_room(w) < 0 || (e = dw_slot(w, key)) == NULL)
+		return;
+	if (e->key == 0) {
+		e->key = key;
+		w->nused++;
+	}
+	if (e->count++ == 0)
+		w->nlive++;
+}
+
+static void
+dw_forget(struct dw_watch *w)
+{
+	free(w->exp);
+	w->exp = NULL;
+	w->cap = w->nused = w->nlive = 0;
+}
+
+/* 1 if the event was announced (and now is no longer). */
+static int
+dw_consume(struct dw_watch *w, const struct inotify_event *ev)
+{
+	struct dw_expect *e;
+	int came;
+
+	if (w->exp == NULL || w->nlive == 0 || ev->len == 0)
+		return 0;
+	if (ev->mask & (IN_MOVED_TO | IN_CREATE))
+		came = 1;
+	else if (ev->mask & (IN_MOVED_FROM | IN_DELETE))
+		came = 0;
+	else
+		return 0;
+	e = dw_slot(w, dw_key(ev->name, ev->len, came));
+	if (e == NULL || e->key == 0 || e->count == 0)
+		return 0;
+	/* a spent slot keeps its key so that probes for keys placed
+	 * after it still find them; the table is emptied when nothing is
+	 * expected any more */
+	if (--e->count == 0 && --w->nlive == 0)
+		dw_forget(w);
+	return 1;
+}
+
+static void
+dw_mark(struct dirwatch *dw, struct dw_watch *w, const struct inotify_event *ev)
+{
+	struct dirwatch_sub *s;
+	int foreign = ev == NULL || !dw_consume(w, ev);
+
+	(void)dw;
+	for (s = w->subs; s != NULL; s = s->next) {
 		s->pending = 1;
-	if (mask & IN_IGNORED)
+		s->foreign |= foreign;
+	}
+	if (ev != NULL && (ev->mask & IN_IGNORED))
 		w->wd = -1;	/* directory gone; the kernel dropped the watch */
 }
 
@@ -267,11 +418,18 @@ dw_read_dispatch(struct dirwatch *dw)
 			struct inotify_event *ev = (struct inotify_event *)p;
 
 			if (ev->mask & IN_Q_OVERFLOW) {
-				/* Lost events: tell everybody to rescan. */
-				for (w = dw->watches; w != NULL; w = w->next)
-					dw_mark(dw, w->wd, 0);
+				/* Lost events: tell everybody to rescan, and
+				 * forget what we waited for (it may be lost) */
+				for (w = dw->watches; w != NULL; w = w->next) {
+					dw_forget(w);
+					dw_mark(dw, w, NULL);
+				}
 			} else {
-				dw_mark(dw, ev->wd, ev->mask);
+				for (w = dw->watches; w != NULL; w = w->next)
+					if (w->wd == ev->wd)
+						break;
+				if (w != NULL)
+					dw_mark(dw, w, ev);
 			}
 			p += sizeof(struct inotify_event) + ev->len;
 		}
@@ -281,10 +439,12 @@ dw_read_dispatch(struct dirwatch *dw)
 		struct dirwatch_sub *s;
 
 		for (s = w->subs; s != NULL; s = s->next) {
+			int foreign = s->foreign;
+
 			if (!s->pending || s->dead)
 				continue;
-			s->pending = 0;
-			s->cb(s, s->arg);
+			s->pending = s->foreign = 0;
+			s->cb(s, s->arg, foreign);
 		}
 	}
 	dw->dispatching = 0;

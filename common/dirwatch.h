@@ -14,7 +14,12 @@
 struct dirwatch;
 struct dirwatch_sub;
 
-typedef void (*dirwatch_cb)(struct dirwatch_sub *sub, void *arg);
+/*
+ * foreign: some of the changes were not announced with dirwatch_expect(),
+ * i.e. another process (or something this one did not announce) made
+ * them.  0 when every change was this process's own.
+ */
+typedef void (*dirwatch_cb)(struct dirwatch_sub *sub, void *arg, int foreign);
 
 /* NULL with errno when inotify is not available. */
 struct dirwatch *dirwatch_new(struct ev_loop *loop);
@@ -36,6 +41,17 @@ void dirwatch_remove(struct dirwatch_sub **subp);
  * Does nothing inside a dispatch.
  */
 void dirwatch_poll(struct dirwatch *dw);
+
+/*
+ * Announce a change this process just made to the entry path (a file in
+ * a watched directory): came = 1 for a create, link or rename into it,
+ * 0 for an unlink or rename out of it.  The matching inotify event then
+ * counts as our own (see dirwatch_cb).  Call after the system call
+ * succeeded: its event is queued by then but not yet read.  Without a
+ * watch on the directory, or with the table full, it does nothing, and
+ * the event counts as foreign: slower, never wrong.
+ */
+void dirwatch_expect(struct dirwatch *dw, const char *path, int came);
 
 /* Number of kernel watches in use (for tests and the benchmark). */
 unsigned dirwatch_nwatches(const struct dirwatch *dw);

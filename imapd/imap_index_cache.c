@@ -21,6 +21,19 @@ struct imap_index_entry {
 	struct imap_index_entry *next;
 };
 
+/*
+ * Our own changes to a Maildir are in the index already: announce them,
+ * so that the inotify events they cause do not send every session on
+ * that mailbox to rescan it.
+ */
+static void
+own_change(void *arg, const char *path, int came)
+{
+	struct imapd *d = arg;
+
+	dirwatch_expect(d->dirwatch, path, came);
+}
+
 struct mbox_index *
 imap_index_acquire(struct imapd *d, const char *dir, char *err, size_t errlen)
 {
@@ -42,6 +55,7 @@ imap_index_acquire(struct imapd *d, const char *dir, char *err, size_t errlen)
 		free(e);
 		return NULL;
 	}
+	mbox_index_set_observer(e->idx, own_change, d);
 	e->refs = 1;
 	e->next = d->indexes;
 	d->indexes = e;

@@ -82,15 +82,20 @@ imap_append_flags(struct buf *b, const struct imap_selected *sel,
 	return r ? -1 : 0;
 }
 
+/*
+ * foreign == 0: only this process's own changes, which went through the
+ * index: no Maildir scan, but an IDLE session still reports them.
+ */
 static void
-on_mailbox_change(struct dirwatch_sub *sub, void *arg)
+on_mailbox_change(struct dirwatch_sub *sub, void *arg, int foreign)
 {
 	struct imap_session *s = arg;
 
 	(void)sub;
 	if (s->sel == NULL)
 		return;
-	s->sel->changed = 1;
+	if (foreign)
+		s->sel->changed = 1;
 	if (s->mode == IMAP_MODE_IDLE && imap_index_reopen(s) == 0) {
 		imap_update(s, 1);
 		imap_index_release(s);

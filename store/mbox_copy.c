@@ -140,20 +140,24 @@ copy_cache(struct mbox_index *idx, int64_t src, uint32_t suid, int64_t dst,
 
 /* Put one message file into dst/cur/nf.  1 done, 0 source gone, -1. */
 static int
-place_file(const char *from, const char *dstdir, const char *to, int move)
+place_file(struct mbox_index *idx, const char *from, const char *dstdir,
+    const char *to, int move)
 {
 	int r = move ? durable_rename_noreplace(from, to) : link(from, to);
 
-	if (r == 0)
-		return 1;
-	if (errno == ENOENT)
-		return 0;
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-		return -1;
-	if (copy_file(from, dstdir, to) < 0)
-		return errno == ENOENT ? 0 : -1;
+	if (r < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+			return -1;
+		if (copy_file(from, dstdir, to) < 0)
+			return errno == ENOENT ? 0 : -1;
+		if (move)
+			(void)unlink(from);
+	}
 	if (move)
-		(void)unlink(from);
+		mi_observe(idx, from, 0);
+	mi_observe(idx, to, 1);
 	return 1;
 }
 
@@ -197,7 +201,7 @@ mi_transfer(struct mbox_index *idx, struct mi_box *src,
 		    mi_cur_path(from, sizeof(from), src->dir, rows[i].fname) < 0 ||
 		    mi_cur_path(to, sizeof(to), dst->dir, nf) < 0)
 			goto out;
-		if ((p = place_file(from, dst->dir, to, move)) < 0) {
+		if ((p = place_file(idx, from, dst->dir, to, move)) < 0) {
 			mi_fail(idx, "%s %s: %s", move ? "move" : "copy", from,
 			    strerror(errno));
 			goto out;
@@ -461,6 +465,7 @@ append_commit(struct mbox_index *idx, int64_t id, const char *tmp,
 	    durable_rename_noreplace(tmp, to) < 0)
 		goto fail_errno;
 	placed = 1;
+	mi_observe(idx, to, 1);
 	if (mi_msg_insert(idx, &b, base, strlen(base), nf, req->flags, list,
 	    vsize, fsize, (int64_t)date, ++b.highestmodseq, &uid) < 0 ||
 	    mi_box_save_counters(idx, &b) < 0)

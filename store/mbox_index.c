@@ -105,6 +105,21 @@ static const char schema_v2[] =
 
 /* ---- errors, statements, transactions ---- */
 
+void
+mbox_index_set_observer(struct mbox_index *idx, mbox_observer_fn *fn,
+    void *arg)
+{
+	idx->obs_fn = fn;
+	idx->obs_arg = arg;
+}
+
+void
+mi_observe(struct mbox_index *idx, const char *path, int came)
+{
+	if (idx->obs_fn != NULL)
+		idx->obs_fn(idx->obs_arg, path, came);
+}
+
 int
 mi_fail(struct mbox_index *idx, const char *fmt, ...)
 {

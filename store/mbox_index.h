@@ -334,6 +334,19 @@ int mbox_cache_get(struct mbox_index *idx, int64_t id, uint32_t uid,
 int mbox_cache_set(struct mbox_index *idx, int64_t id, uint32_t uid,
     enum mbox_cache_field field, const char *text, size_t len);
 
+/* ---- own changes to the Maildir, for inotify users ------------------- */
+
+/*
+ * fn hears of every entry this handle puts into (came = 1) or takes out
+ * of (came = 0) a Maildir's new/ or cur/, right after the system call
+ * succeeded.  imapd tells its own changes from other processes' with it
+ * (dirwatch_expect()): its own are in the index already, others' need a
+ * Maildir scan.
+ */
+typedef void mbox_observer_fn(void *arg, const char *path, int came);
+void mbox_index_set_observer(struct mbox_index *idx, mbox_observer_fn *fn,
+    void *arg);
+
 /* ---- the header cache (mbox_headers.c) --------------------------------- */
 
 #define MBOX_HEADER_CACHE_MAX	32768	/* longer headers: from the file */

@@ -30,6 +30,8 @@ struct mbox_index {
 	int rebuilt;
 	int corrupt;		/* a statement saw SQLITE_CORRUPT/NOTADB */
 	int in_tx;
+	mbox_observer_fn *obs_fn;	/* mbox_index_set_observer() */
+	void *obs_arg;
 	struct {
 		const char *sql;	/* static text: the cache key */
 		sqlite3_stmt *st;
@@ -49,6 +51,9 @@ struct mi_box {
 };
 
 /* ---- mbox_index.c: handle, statements, transactions ---- */
+
+/* Tell the observer (if any) of a change just made to path. */
+void mi_observe(struct mbox_index *idx, const char *path, int came);
 
 /* The cached statement for this static SQL text, reset; NULL on error. */
 sqlite3_stmt *mi_stmt(struct mbox_index *idx, const char *sql);

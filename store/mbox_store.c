@@ -186,6 +186,10 @@ store_locked(struct mbox_index *idx, struct mi_box *b,
 			mi_fail(idx, "rename %s: %s", from, strerror(errno));
 			goto out;
 		}
+		if (strcmp(from, to) != 0) {
+			mi_observe(idx, from, 0);
+			mi_observe(idx, to, 1);
+		}
 		if (modseq == 0)
 			modseq = ++b->highestmodseq;
 		if (store_update(idx, b->id, rows[i].uid, nf, nw[i].flags,
@@ -275,6 +279,7 @@ expunge_locked(struct mbox_index *idx, struct mi_box *b,
 			mi_fail(idx, "unlink %s: %s", path, strerror(errno));
 			goto out;
 		}
+		mi_observe(idx, path, 0);
 		if (modseq == 0)
 			modseq = ++b->highestmodseq;
 		if (mi_msg_expunged(idx, b->id, rows[i].uid, modseq) < 0 ||

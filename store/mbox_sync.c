@@ -197,6 +197,8 @@ rename_duplicate(struct sync_ctx *c, const struct disk_ent *prev,
 		return -1;
 	if (durable_rename_noreplace(from, to) < 0)
 		return errno == ENOENT ? 0 : -1;	/* 0: it was a readdir echo */
+	mi_observe(c->idx, from, 0);
+	mi_observe(c->idx, to, 1);
 	log_warn("maildir %s: duplicate message base renamed to %s",
 	    c->b->dir, nf);
 	free(e->fname);
@@ -231,6 +233,8 @@ move_new(struct sync_ctx *c)
 		    sub_path(to, sizeof(to), c->b->dir, "cur", target) < 0)
 			continue;
 		if (durable_rename_noreplace(from, to) == 0) {
+			mi_observe(c->idx, from, 0);
+			mi_observe(c->idx, to, 1);
 			moved++;
 			continue;
 		}
@@ -244,15 +248,19 @@ move_new(struct sync_ctx *c)
 		/* The same file linked twice, or two files, one name. */
 		if (stat(from, &a) == 0 && stat(to, &b) == 0 &&
 		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-			(void)unlink(from);
+			if (unlink(from) == 0)
+				mi_observe(c->idx, from, 0);
 			continue;
 		}
 		if (mi_new_base(base, sizeof(base), 0, 0) < 0 ||
 		    snprintf_checked(target, sizeof(target), "%s:2,", base) < 0 ||
 		    sub_path(to, sizeof(to), c->b->dir, "cur", target) < 0)
 			continue;
-		if (durable_rename_noreplace(from, to) == 0)
+		if (durable_rename_noreplace(from, to) == 0) {
+			mi_observe(c->idx, from, 0);
+			mi_observe(c->idx, to, 1);
 			moved++;
+		}
 	}
 	closedir(d);
 	if (moved > 0 && sub_path(dir, sizeof(dir), c->b->dir, "cur",

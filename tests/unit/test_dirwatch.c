@@ -19,18 +19,20 @@
 
 struct counter {
 	int calls;
+	int foreign;			/* calls with foreign set */
 	struct dirwatch_sub *self;
 	int remove_self;
 	struct ev_loop *loop;
 };
 
 static void
-on_change(struct dirwatch_sub *sub, void *arg)
+on_change(struct dirwatch_sub *sub, void *arg, int foreign)
 {
 	struct counter *c = arg;
 
 	(void)sub;
 	c->calls++;
+	c->foreign += foreign != 0;
 	if (c->remove_self)
 		dirwatch_remove(&c->self);
 	ev_break(c->loop, EVBREAK_ALL);
@@ -162,6 +164,82 @@ test_dir_removed(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* Announced changes are told as our own; anything else as foreign. */
+static void
+test_expected_changes(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	char dir[] = "/tmp/buzon-dirwatch-XXXXXX", a_[512], b_[512], n[600];
+	struct counter a = { 0 };
+	struct dirwatch *dw;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dw = dirwatch_new(loop);
+	a.loop = loop;
+	a.self = dirwatch_add(dw, dir, on_change, &a);
+	assert_non_null(a.self);
+	snprintf(a_, sizeof(a_), "%s/a", dir);
+	snprintf(b_, sizeof(b_), "%s/b", dir);
+
+	/* a rename both ways announced: one call, not foreign */
+	touch(dir, "a");
+	run(loop);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.foreign, 1);		/* the create was not announced */
+	assert_int_equal(rename(a_, b_), 0);
+	dirwatch_expect(dw, a_, 0);
+	dirwatch_expect(dw, b_, 1);
+	run(loop);
+	assert_int_equal(a.calls, 2);
+	assert_int_equal(a.foreign, 1);
+
+	/* announced unlink plus somebody else's create: foreign */
+	assert_int_equal(unlink(b_), 0);
+	dirwatch_expect(dw, b_, 0);
+	touch(dir, "c");
+	run(loop);
+	assert_int_equal(a.calls, 3);
+	assert_int_equal(a.foreign, 2);
+
+	/* an announcement of the wrong kind does not hide a change */
+	snprintf(n, sizeof(n), "%s/c", dir);
+	dirwatch_expect(dw, n, 1);
+	assert_int_equal(unlink(n), 0);
+	run(loop);
+	assert_int_equal(a.calls, 4);
+	assert_int_equal(a.foreign, 3);
+
+	/* many at once (the table grows), all announced: made elsewhere
+	 * and renamed in, as Maildir writers do */
+	{
+		char other[] = "/tmp/buzon-dirwatch-XXXXXX", o[600];
+
+		assert_non_null(mkdtemp(other));
+		for (i = 0; i < 3000; i++) {
+			snprintf(o, sizeof(o), "%s/m%d", other, i);
+			close(open(o, O_CREAT | O_WRONLY, 0600));
+			snprintf(n, sizeof(n), "%s/m%d", dir, i);
+			assert_int_equal(rename(o, n), 0);
+			dirwatch_expect(dw, n, 1);
+		}
+		run(loop);
+		dirwatch_poll(dw);
+		assert_true(a.calls >= 5);
+		assert_int_equal(a.foreign, 3);
+		rmdir(other);
+	}
+	for (i = 0; i < 3000; i++) {
+		snprintf(n, sizeof(n), "%s/m%d", dir, i);
+		unlink(n);
+	}
+	dirwatch_remove(&a.self);
+	dirwatch_free(&dw);
+	rmdir(dir);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -169,6 +247,7 @@ main(void)
 		cmocka_unit_test(test_shared_watch_and_burst),
 		cmocka_unit_test(test_missing_dir),
 		cmocka_unit_test(test_dir_removed),
+		cmocka_unit_test(test_expected_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
