@@ -22,7 +22,7 @@ enum keytype {
 	KT_SIZE,	/* uint64_t bytes */
 	KT_DURATION,	/* uint64_t seconds */
 	KT_ONOFF,	/* int */
-	KT_UINT,	/* unsigned, 1..1000000 */
+	KT_UINT,	/* unsigned, 1..1000000 or 1..keydef.max */
 	KT_LISTEN,	/* struct listen_set */
 	KT_SPFREJECT,	/* int */
 	KT_HOSTPORT,	/* char[], empty or host:port */
@@ -34,9 +34,12 @@ struct keydef {
 	enum keytype type;
 	size_t off;
 	size_t size;
+	unsigned max;	/* KT_UINT: upper bound when not 0 */
 };
 
-#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define F(field) FMAX(field, 0)
+#define FMAX(field, max) offsetof(struct config, field), \
+	sizeof(((struct config *)0)->field), (max)
 
 static const struct keydef keys[] = {
 	{ SEC_TOP, "hostname", KT_STR, F(hostname) },
@@ -63,6 +66,7 @@ static const struct keydef keys[] = {
 	{ SEC_IMAPD, "listen", KT_LISTEN, F(imapd_listen) },
 	{ SEC_IMAPD, "autologout", KT_DURATION, F(imapd_autologout) },
 	{ SEC_IMAPD, "max_connections_per_user_ip", KT_UINT, F(imapd_max_user_ip) },
+	{ SEC_IMAPD, "workers", KT_UINT, FMAX(imapd_workers, CONFIG_MAX_WORKERS) },
 
 	{ SEC_POP3D, "listen", KT_LISTEN, F(pop3d_listen) },
 	{ SEC_POP3D, "idle_timeout", KT_DURATION, F(pop3d_idle_timeout) },
@@ -265,9 +269,13 @@ is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Room for a "why" that names the key and its bound. */
+#define WHYBUF_SIZE 128
+
 static int
 set_value(struct config *cfg, const struct keydef *k, enum section sec,
-    const char *v, size_t vlen, int *listen_seen, const char **why)
+    const char *v, size_t vlen, int *listen_seen, const char **why,
+    char *whybuf)
 {
 	char *field = (char *)cfg + k->off;
 	uint64_t n;
@@ -318,18 +326,20 @@ set_value(struct config *cfg, const struct keydef *k, enum section sec,
 		memcpy(field, &n, sizeof(n));
 		return 0;
 	case KT_UINT: {
-		unsigned u;
+		unsigned u, max = k->max != 0 ? k->max : 1000000;
+		int bad = config_parse_duration(v, vlen, &n) < 0 || n == 0 ||
+		    n > max;
 
-		if (config_parse_duration(v, vlen, &n) < 0 || n == 0 ||
-		    n > 1000000) {
-			*why = "expected a whole number from 1 to 1000000";
+		for (i = 0; i < vlen; i++)
+			if (v[i] < '0' || v[i] > '9')
+				bad = 1;
+		if (bad) {
+			snprintf(whybuf, WHYBUF_SIZE,
+			    "%s: expected a whole number from 1 to %u", k->name,
+			    max);
+			*why = whybuf;
 			return -1;
 		}
-		for (i = 0; i < vlen; i++)
-			if (v[i] < '0' || v[i] > '9') {
-				*why = "expected a whole number from 1 to 1000000";
-				return -1;
-			}
 		u = (unsigned)n;
 		memcpy(field, &u, sizeof(u));
 		return 0;
@@ -415,6 +425,7 @@ config_parse(struct config *cfg, const char *text, size_t len,
 	const char *p = text, *end = text + len;
 	unsigned lineno = 0;
 	const char *why = NULL;
+	char whybuf[WHYBUF_SIZE];
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -489,7 +500,7 @@ config_parse(struct config *cfg, const char *text, size_t len,
 			return -1;
 		}
 		if (set_value(cfg, &keys[i], sec, vs, (size_t)(ve - vs),
-		    &listen_seen[sec], &why) < 0)
+		    &listen_seen[sec], &why, whybuf) < 0)
 			goto fail;
 	}
 	return 0;

@@ -15,6 +15,7 @@
 #define CONFIG_PATH_DEFAULT "/etc/buzon/buzon.conf"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_STR_MAX 1024
+#define CONFIG_MAX_WORKERS 64
 
 enum listen_kind {
 	LISTEN_SMTP,		/* port 25: MX, STARTTLS optional, no AUTH */
@@ -67,6 +68,7 @@ struct config {
 	struct listen_set imapd_listen;
 	uint64_t imapd_autologout;	/* seconds idle after login */
 	unsigned imapd_max_user_ip;	/* sessions per user and address */
+	unsigned imapd_workers;		/* processes; 0: one per online CPU */
 
 	/* [pop3d] */
 	struct listen_set pop3d_listen;

@@ -1,6 +1,8 @@
 /*
- * server.c - listeners, accept loop and signals shared by the daemons
- * (see server.h).  Never reads from a client: the protocol does.
+ * server.c - listeners (with SO_REUSEPORT groups routed by client
+ * network when a daemon runs workers), accept loop and signals shared by
+ * the daemons (see server.h; the workers' master is server_workers.c).
+ * Never reads from a client: the protocol does.
  */
 #include "server.h"
 #include "buf.h"
@@ -11,8 +13,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +51,15 @@ server_args(int argc, char **argv, const char *usage, const char **conf_r,
 	}
 }
 
+enum bind_mode {
+	BIND_SINGLE,	/* the one socket of a listen line */
+	BIND_GROUP,	/* one of a SO_REUSEPORT group */
+	BIND_PROBE,	/* is the address free?  Bound, not listening */
+};
+
 static int
-bind_one(const struct listen_spec *sp, char *err, size_t errlen)
+bind_one(const struct listen_spec *sp, enum bind_mode mode, int *family_r,
+    char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char port[8];
@@ -74,8 +85,17 @@ bind_one(const struct listen_spec *sp, char *err, size_t errlen)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
 	if (res->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	/* The kernel only groups sockets that asked for it before bind. */
+	if (mode == BIND_GROUP &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
+		snprintf(err, errlen, "listen %s:%u: SO_REUSEPORT: %s", sp->host,
+		    sp->port, strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-	    listen(fd, 1024) < 0) {
+	    (mode != BIND_PROBE && listen(fd, 1024) < 0)) {
 		snprintf(err, errlen, "listen %s:%u (%s): %s%s", sp->host,
 		    sp->port, listen_kind_name(sp->kind), strerror(errno),
 		    errno == EACCES ? " (ports below 1024 need root)" : "");
@@ -83,27 +103,116 @@ bind_one(const struct listen_spec *sp, char *err, size_t errlen)
 		freeaddrinfo(res);
 		return -1;
 	}
+	*family_r = res->ai_family;
 	freeaddrinfo(res);
 	return fd;
+}
+
+/*
+ * Make the reuseport group of fd pick socket (hash % n) for a new
+ * connection, hash being the client's IPv4 address or the XOR of the two
+ * words of its IPv6 /64.  One client network then always reaches one
+ * worker: the per-process tables keyed by address (iplimit), by IPv4
+ * address or IPv6 /64 (authfail) and by user+address (imapd) see all of
+ * its connections.  The kernel's own 4-tuple hash would split them.
+ */
+static int
+attach_route(int fd, int family, unsigned n, char *err, size_t errlen)
+{
+	/* Loads are relative to the IP header: SKF_NET_OFF + offset. */
+	struct sock_filter v4[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + 12)),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_filter v6[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + 8)),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + 12)),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog;
+
+	if (family == AF_INET6) {
+		prog.len = sizeof(v6) / sizeof(v6[0]);
+		prog.filter = v6;
+	} else {
+		prog.len = sizeof(v4) / sizeof(v4[0]);
+		prog.filter = v4;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+	    sizeof(prog)) < 0) {
+		snprintf(err, errlen, "SO_ATTACH_REUSEPORT_CBPF: %s (the kernel "
+		    "cannot route clients to workers by network; set workers "
+		    "= 1)", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int
 server_bind(struct server *s, const struct listen_set *set, char *err,
     size_t errlen)
 {
+	unsigned nw = s->nworkers > 1 ? s->nworkers : 1, k;
 	int i;
 
 	s->ls = calloc((size_t)set->n ? (size_t)set->n : 1, sizeof(*s->ls));
-	if (s->ls == NULL) {
+	if (nw > 1)
+		s->wfds = calloc((size_t)set->n * nw + 1, sizeof(*s->wfds));
+	if (s->ls == NULL || (nw > 1 && s->wfds == NULL)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (i = 0; i < set->n; i++) {
-		int fd = bind_one(&set->l[i], err, errlen);
+		int family = AF_INET;
 
-		if (fd < 0)
-			return -1;
-		s->ls[i].fd = fd;
+		/*
+		 * SO_REUSEPORT would let the group join the sockets of a
+		 * process already on the port (a second imapd, or one not
+		 * yet stopped): insist on a free port, as a single socket
+		 * does.
+		 */
+		if (nw > 1) {
+			int probe = bind_one(&set->l[i], BIND_PROBE, &family,
+			    err, errlen);
+
+			if (probe < 0)
+				return -1;
+			close(probe);
+		}
+		for (k = 0; k < nw; k++) {
+			int fd = bind_one(&set->l[i], nw > 1 ? BIND_GROUP :
+			    BIND_SINGLE, &family, err, errlen);
+
+			if (fd < 0)
+				return -1;
+			if (nw == 1) {
+				s->ls[i].fd = fd;
+				break;
+			}
+			s->wfds[(size_t)i * nw + k] = fd;
+		}
+		/*
+		 * Attached once the whole group listens: a group smaller
+		 * than n would see indexes beyond its end, which the
+		 * kernel answers with its own hash.  Before this line (a
+		 * few microseconds of start-up) that hash decides.
+		 */
+		if (nw > 1) {
+			if (attach_route(s->wfds[(size_t)i * nw], family, nw,
+			    err, errlen) < 0) {
+				char why[512];
+
+				strlcpy_checked(why, err, sizeof(why));
+				snprintf(err, errlen, "listen %s:%u: %s",
+				    set->l[i].host, set->l[i].port, why);
+				return -1;
+			}
+			s->ls[i].fd = -1;	/* chosen after the fork */
+		}
 		s->ls[i].spec = set->l[i];
 		s->ls[i].srv = s;
 		s->nls++;
@@ -236,6 +345,15 @@ server_start(struct server *s, struct ev_loop *loop, unsigned max_per_ip)
 	s->sig_term.data = s->sig_int.data = s;
 	ev_signal_start(loop, &s->sig_term);
 	ev_signal_start(loop, &s->sig_int);
+	{
+		sigset_t stop;
+
+		/* A worker kept them blocked until the handlers above. */
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+	}
 	/* Signals alone must not keep the loop running after a stop. */
 	ev_unref(loop);
 	ev_unref(loop);
@@ -313,5 +431,7 @@ server_free(struct server *s)
 	}
 	free(s->ls);
 	s->ls = NULL;
+	free(s->wfds);
+	s->wfds = NULL;
 	iplimit_free(&s->ipl);
 }

@@ -1,7 +1,10 @@
 /*
  * main.c - imapd: start-up in a fixed order (config, bind as root, drop
- * privileges, then TLS, authentication, threads, inotify), the event
- * loop, and a clean stop on SIGTERM (BYE to every session, exit 0).
+ * privileges, TLS, fork the workers; then in each worker authentication,
+ * database, threads, inotify), the event loop, and a clean stop on
+ * SIGTERM (BYE to every session, exit 0).  With workers > 1 the process
+ * that binds stays a master (common/server.c) and never gets past
+ * server_fork_workers().
  */
 #include "imapd.h"
 #include "../common/log.h"
@@ -79,7 +82,13 @@ main(int argc, char **argv)
 		log_warn("[imapd] autologout %llus is below the 30 minutes "
 		    "RFC 3501 asks for; IDLE clients may be cut off",
 		    (unsigned long long)d.cfg.imapd_autologout);
+	d.srv.nworkers = server_workers(d.cfg.imapd_workers);
 	d.tls = server_prepare(&d.srv, &d.cfg, &d.cfg.imapd_listen);
+	/*
+	 * Everything from here on (SQLite, threads, inotify, the loop)
+	 * belongs to one worker: a fork would copy it half made.
+	 */
+	server_fork_workers(&d.srv);
 	d.auth = auth_ctx_new(d.cfg.database, d.cfg.hostname, err, sizeof(err));
 	if (d.auth == NULL)
 		log_fatal("%s", err);

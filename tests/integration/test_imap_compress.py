@@ -358,6 +358,8 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+# one imapd process, so that the pid measured is the one serving
+@pytest.mark.buzon_conf(imapd={"workers": "1"})
 def test_client_that_does_not_read_cannot_grow_server_memory(imap):
     """30,000 FETCHes of 1000 hardly compressible bytes each, sent as
     ~100 KB of deflate by a client that does not read its replies: the

@@ -187,6 +187,8 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+# one imapd process, so that the pid measured is the one serving
+@pytest.mark.buzon_conf(imapd={"workers": "1"})
 def test_fetch_of_a_mailbox_larger_than_any_buffer_streams(imap):
     """FETCH 1:* BODY.PEEK[] over 96 MB of mail: every message arrives
     whole and in order, a pipelined command is answered after it, and
