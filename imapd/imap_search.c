@@ -810,14 +810,12 @@ static int
 need_body(struct content *c)
 {
 	const struct mime_part *part;
-	struct buf dec;
 
 	if (c->body_done)
 		return 0;
 	c->body_done = 1;
 	if (ensure_mime(c) < 0)
 		return -1;
-	buf_init(&dec, c->max);
 	part = c->mm->root;
 	while (part != NULL) {
 		if (part->parent != NULL &&
@@ -825,9 +823,14 @@ need_body(struct content *c)
 			decode_header_block(c, part->hdr.off, part->hdr.len,
 			    &c->inner);
 		if (part->children == NULL && (part->flags & MIME_PART_TEXT)) {
-			buf_reset(&dec);
-			(void)mime_decode_text(c->data, part, &dec);
-			(void)mime_fold_utf8(buf_cstr(&dec), dec.len, &c->body);
+			size_t mark = c->body.len;
+
+			/* decoded straight into body and folded there: no
+			 * copy of every text part on the way */
+			(void)mime_decode_text(c->data, part, &c->body);
+			if (c->body.len > mark)
+				mime_fold_utf8_inplace(c->body.data + mark,
+				    c->body.len - mark);
 			(void)buf_putc(&c->body, '\n');
 		}
 		/* next in pre-order, without recursion */
@@ -840,7 +843,6 @@ need_body(struct content *c)
 		if (part != NULL)
 			part = part->next;
 	}
-	buf_free(&dec);
 	return c->nomem ? -1 : 0;
 }
 

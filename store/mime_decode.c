@@ -587,16 +587,13 @@ fold_cp(uint32_t c)
 	return c;
 }
 
-int
-mime_fold_utf8(const char *p, size_t len, struct buf *out)
+void
+mime_fold_utf8_inplace(char *p, size_t len)
 {
-	unsigned char *d;
+	unsigned char *d = (unsigned char *)p;
 	size_t i;
 	uint32_t cp;
 
-	if (buf_append(out, p, len) < 0)
-		return -1;
-	d = (unsigned char *)out->data + out->len - len;
 	/* ASCII A-Z first, eight bytes at a time (SEARCH BODY folds every
 	 * byte of every text part, and they are mostly ASCII): a byte's
 	 * 0x80 bit in ge_a / gt_z says >= 'A' / > 'Z' for its low 7 bits;
@@ -627,6 +624,14 @@ mime_fold_utf8(const char *p, size_t len, struct buf *out)
 		}
 		i++;
 	}
+}
+
+int
+mime_fold_utf8(const char *p, size_t len, struct buf *out)
+{
+	if (buf_append(out, p, len) < 0)
+		return -1;
+	mime_fold_utf8_inplace(out->data + out->len - len, len);
 	return 0;
 }
 

@@ -99,5 +99,7 @@ int mime_search_utf8(const char *haystack, size_t hlen, const char *needle,
 /* Append the folded form used by mime_search_utf8() (for callers that
  * search one text for several keys). */
 int mime_fold_utf8(const char *p, size_t len, struct buf *out);
+/* The same fold in place (it never changes a length). */
+void mime_fold_utf8_inplace(char *p, size_t len);
 
 #endif
