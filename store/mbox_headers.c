@@ -64,13 +64,36 @@ nomem(struct mbox_hdr_cursor *c)
 	return mi_fail(c->idx, "out of memory");
 }
 
-/* Look up entries [i, i + MBOX_HDR_CHUNK) in one read transaction. */
+/* Record row (uid, blob) for list entry k of the chunk.  0 / -1. */
+static int
+chunk_put(struct mbox_hdr_cursor *c, size_t k, sqlite3_stmt *st, int col)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	int len = sqlite3_column_bytes(st, col);
+
+	if (p == NULL || len <= 0 || len > MBOX_HEADER_CACHE_MAX)
+		return 0;
+	c->off[k] = c->chunk.len;
+	if (buf_append(&c->chunk, p, (size_t)len) < 0)
+		return nomem(c);
+	c->len[k] = (size_t)len;
+	return 0;
+}
+
+/*
+ * Look up entries [i, i + n) in one read transaction: a walk over their
+ * UID range when the entries fill most of it (SEARCH, FETCH of a
+ * range), else one lookup each (a sparse set in a big mailbox).
+ */
 static int
 load_chunk(struct mbox_hdr_cursor *c, size_t i)
 {
-	static const char sql[] = "SELECT data FROM headers"
+	static const char one[] = "SELECT data FROM headers"
 	    " WHERE mailbox = ?1 AND uid = ?2";
+	static const char range[] = "SELECT uid, data FROM headers"
+	    " WHERE mailbox = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid";
 	size_t n = c->l->count - i, k;
+	uint32_t lo, hi;
 	sqlite3_stmt *st;
 	int rc = SQLITE_DONE;
 
@@ -82,41 +105,62 @@ load_chunk(struct mbox_hdr_cursor *c, size_t i)
 		return nomem(c);
 	buf_reset(&c->chunk);
 	c->lo = c->hi = i;
+	for (k = 0; k < n; k++)
+		c->off[k] = c->len[k] = 0;
+	lo = c->l->msgs[i].uid;
+	hi = c->l->msgs[i + n - 1].uid;
 	if (mi_begin(c->idx, 0) < 0)
 		return -1;
-	for (k = 0; k < n; k++) {
-		const void *p;
-		int len;
-
-		c->off[k] = c->len[k] = 0;
-		if ((st = mi_stmt(c->idx, sql)) == NULL)
+	if ((uint64_t)hi - lo + 1 <= 2 * (uint64_t)n) {
+		if ((st = mi_stmt(c->idx, range)) == NULL)
 			goto fail;
 		if (sqlite3_bind_int64(st, 1, c->id) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 2, c->l->msgs[i + k].uid) !=
-		    SQLITE_OK) {
+		    sqlite3_bind_int64(st, 2, lo) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 3, hi) != SQLITE_OK) {
 			mi_sqlerr(c->idx, "header cache");
 			goto fail;
 		}
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			p = sqlite3_column_blob(st, 0);
-			len = sqlite3_column_bytes(st, 0);
-			if (p != NULL && len > 0 &&
-			    len <= MBOX_HEADER_CACHE_MAX) {
-				c->off[k] = c->chunk.len;
-				if (buf_append(&c->chunk, p, (size_t)len) < 0) {
-					sqlite3_reset(st);
-					nomem(c);
-					goto fail;
-				}
-				c->len[k] = (size_t)len;
+		k = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
+
+			/* both ascending: walk the list along */
+			while (k < n && c->l->msgs[i + k].uid < uid)
+				k++;
+			if (k == n)
+				break;
+			if (c->l->msgs[i + k].uid == uid &&
+			    chunk_put(c, k, st, 1) < 0) {
+				sqlite3_reset(st);
+				goto fail;
 			}
-		} else if (rc != SQLITE_DONE) {
-			mi_sqlerr(c->idx, "header cache");
-			sqlite3_reset(st);
-			goto fail;
 		}
 		sqlite3_reset(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+			mi_sqlerr(c->idx, "header cache");
+			goto fail;
+		}
+	} else {
+		for (k = 0; k < n; k++) {
+			if ((st = mi_stmt(c->idx, one)) == NULL)
+				goto fail;
+			if (sqlite3_bind_int64(st, 1, c->id) != SQLITE_OK ||
+			    sqlite3_bind_int64(st, 2, c->l->msgs[i + k].uid) !=
+			    SQLITE_OK) {
+				mi_sqlerr(c->idx, "header cache");
+				goto fail;
+			}
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW && chunk_put(c, k, st, 0) < 0) {
+				sqlite3_reset(st);
+				goto fail;
+			}
+			sqlite3_reset(st);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+				mi_sqlerr(c->idx, "header cache");
+				goto fail;
+			}
+		}
 	}
 	if (mi_commit(c->idx) < 0)
 		return -1;

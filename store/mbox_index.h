@@ -201,12 +201,14 @@ int mbox_sync(struct mbox_index *idx, int64_t id,
 struct mbox_msg {
 	uint32_t uid;
 	unsigned flags;			/* enum mbox_flag bits */
-	char *keywords;			/* space-separated, "" when none */
+	char *keywords;			/* space-separated, "" when none;
+					   in fname's allocation */
 	uint64_t modseq;
 	uint64_t size;			/* RFC822.SIZE (CRLF line ends) */
 	uint64_t fsize;			/* bytes on disk (LF line ends) */
 	int64_t internaldate;		/* unix time */
-	char *fname;			/* file name in DIR/cur/ */
+	char *fname;			/* file name in DIR/cur/; one malloc
+					   with keywords: taking it takes both */
 };
 
 struct mbox_msglist {

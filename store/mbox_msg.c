@@ -185,10 +185,8 @@ mi_rows_free(struct mi_row *rows, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		free(rows[i].fname);
-		free(rows[i].keywords);
-	}
+	for (i = 0; i < n; i++)
+		free(rows[i].fname);	/* keywords live in the same block */
 	free(rows);
 }
 
@@ -222,10 +220,21 @@ rows_query(struct mbox_index *idx, sqlite3_stmt *st,
 		r->size = (uint64_t)sqlite3_column_int64(st, 4);
 		r->fsize = (uint64_t)sqlite3_column_int64(st, 5);
 		r->idate = sqlite3_column_int64(st, 6);
-		r->keywords = strdup(kw != NULL ? kw : "");
-		r->fname = strdup(fname != NULL ? fname : "");
-		if (r->keywords == NULL || r->fname == NULL)
-			break;
+		/* one block for both strings: a listing of a big mailbox
+		 * after every command is thousands of rows */
+		{
+			size_t lf = strlen(fname != NULL ? fname : "");
+			size_t lk = strlen(kw != NULL ? kw : "");
+
+			r->fname = malloc(lf + lk + 2);
+			if (r->fname == NULL) {
+				r->keywords = NULL;
+				break;
+			}
+			memcpy(r->fname, fname != NULL ? fname : "", lf + 1);
+			r->keywords = r->fname + lf + 1;
+			memcpy(r->keywords, kw != NULL ? kw : "", lk + 1);
+		}
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -310,10 +319,8 @@ mbox_msglist_free(struct mbox_msglist *l)
 
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->count; i++) {
-		free(l->msgs[i].keywords);
-		free(l->msgs[i].fname);
-	}
+	for (i = 0; i < l->count; i++)
+		free(l->msgs[i].fname);	/* keywords live in the same block */
 	free(l->msgs);
 	free(l->dir);
 	memset(l, 0, sizeof(*l));

@@ -195,7 +195,7 @@ struct mi_row {
 	unsigned flags;
 	uint64_t modseq, size, fsize;
 	int64_t idate;
-	char *fname, *keywords;
+	char *fname, *keywords;		/* one malloc, at fname */
 };
 /*
  * Rows of box in set (NULL: all), ascending UIDs; only \Deleted ones

@@ -312,6 +312,7 @@ gen_message(uint64_t *s, struct sbuf *b, size_t size, uint64_t seq, time_t date)
 /* ---- connections ---- */
 struct conn {
 	int fd;
+	uint32_t src;			/* source address to bind (host order), 0: any */
 	SSL *ssl;
 	char *buf;
 	size_t cap, start, end;
@@ -453,6 +454,15 @@ conn_open(struct conn *c)
 	sa.sin_port = htons((uint16_t)opt_port);
 	inet_pton(AF_INET, opt_host, &sa.sin_addr);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->src != 0) {
+		struct sockaddr_in me;
+
+		memset(&me, 0, sizeof(me));
+		me.sin_family = AF_INET;
+		me.sin_addr.s_addr = htonl(c->src);
+		if (bind(c->fd, (struct sockaddr *)&me, sizeof(me)) < 0)
+			goto fail;
+	}
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
@@ -622,6 +632,11 @@ session_open(struct client *cl, int fetch_flags)
 	uint64_t t0 = now_us();
 	int r;
 
+	/* Each client is a user on a machine of its own: on loopback, an
+	 * address of its own in 127/8 (servers that keep state per client
+	 * address, as Buzón's workers do, see what real clients give them). */
+	if (strncmp(opt_host, "127.", 4) == 0)
+		cl->c.src = 0x7f000000u | (uint32_t)(cl->id + 2);
 	r = conn_open(&cl->c);
 	record(cl, C_CONNECT, t0, r == 0);
 	if (r < 0)

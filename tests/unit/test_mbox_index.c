@@ -1330,6 +1330,45 @@ test_header_cache(void **state)
 	    "SELECT count(*) FROM headers WHERE uid = 1"), 0);
 }
 
+/* A sparse set of UIDs (looked up one by one) and a dense one (one walk
+ * over the range) give the same cached headers. */
+static void
+test_header_cache_sparse(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_msglist l, sub;
+	struct mbox_msg two[2];
+	struct buf h[10];
+	char names[10][256], path[2048];
+	size_t i;
+
+	deliver_n(f, 10, names);
+	sync_ok(f, f->inbox, NULL);
+	messages(f, f->inbox, &l);
+	cursor_all(f, &l, h, 10);
+	for (i = 0; i < 10; i++)
+		buf_free(&h[i]);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(mbox_msglist_path(&l, i, path, sizeof(path)), 0);
+		tu_write_file(path, "Subject: changed\n\nx\n", 21);
+	}
+	two[0] = l.msgs[0];
+	two[1] = l.msgs[9];
+	sub.dir = l.dir;
+	sub.msgs = two;
+	sub.count = 2;
+	cursor_all(f, &sub, h, 2);
+	assert_string_equal(buf_cstr(&h[0]), "Subject: 1\n\n");
+	assert_string_equal(buf_cstr(&h[1]), "Subject: 10\n\n");
+	buf_free(&h[0]);
+	buf_free(&h[1]);
+	cursor_all(f, &l, h, 10);
+	assert_string_equal(buf_cstr(&h[4]), "Subject: 5\n\n");
+	for (i = 0; i < 10; i++)
+		buf_free(&h[i]);
+	mbox_msglist_free(&l);
+}
+
 /* An index.db of schema version 1 gets the header cache on open. */
 static void
 test_migrate_v1(void **state)
@@ -1383,6 +1422,7 @@ main(void)
 		T(test_concurrent_sync_and_renames),
 		T(test_header_len),
 		T(test_header_cache),
+		T(test_header_cache_sparse),
 		T(test_migrate_v1),
 	};
 #undef T
