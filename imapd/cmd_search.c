@@ -75,15 +75,76 @@ is_saved(const struct imap_selected *sel, uint32_t uid)
 }
 
 /* Evaluate over the view in sequence order.  0, or -1 (index error). */
+/* Below this many messages to read, one thread is faster. */
+#define SEARCH_PAR_MIN 64
+
+/* Threads for a content search: the online CPUs, within bounds. */
+static unsigned
+search_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > IMAP_SEARCH_THREADS_MAX ?
+	    IMAP_SEARCH_THREADS_MAX : (unsigned)n;
+}
+
+/*
+ * The messages the metadata cannot decide, on the loop thread: headers
+ * from the header cache when no key needs more, else the file.
+ */
+static int
+content_serial(struct imap_session *s, const struct search_program *prog,
+    const struct mbox_msglist *list, const size_t *cand,
+    const struct search_msg *sm, size_t n, signed char *res)
+{
+	struct mbox_hdr_cursor hc;
+	struct buf msg;
+	size_t k;
+	int r, rc = 0;
+
+	mbox_hdr_cursor_init(&hc, s->idx, s->sel->id, list);
+	buf_init(&msg, IMAP_LITERAL_MAX);
+	for (k = 0; k < n && rc == 0; k++) {
+		if (res[k] == 0 || res[k] == 1)
+			continue;	/* decided on a thread */
+		r = prog->needs_body ? mbox_msglist_read(s->idx, s->sel->id,
+		    list, cand[k], 0, &msg) :
+		    mbox_hdr_cursor_get(&hc, cand[k], &msg);
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		res[k] = 0;
+		if (r == 0)
+			continue;	/* gone meanwhile: nothing to match */
+		r = search_eval_content(prog, &sm[k], buf_cstr(&msg), msg.len);
+		if (r < 0)
+			rc = -1;
+		else
+			res[k] = (signed char)r;
+	}
+	buf_free(&msg);
+	if (mbox_hdr_cursor_done(&hc) < 0)
+		log_warn("sid=%s ip=%s SEARCH: header cache: %s", s->c->sid,
+		    s->c->ip, mbox_index_error(s->idx));
+	return rc;
+}
+
+/*
+ * Evaluate over the view in sequence order: metadata first, then the
+ * text of the messages it left open (on several threads when that is
+ * the bodies of many).  0, or -1 (index error).
+ */
 static int
 run_search(struct imap_session *s, const struct search_program *prog,
     int is_uid, struct search_hits *hits)
 {
 	const struct imap_selected *sel = s->sel;
 	struct mbox_msglist list;
-	struct mbox_hdr_cursor hc;
-	struct buf msg;
-	size_t i, j = 0;
+	struct search_msg *sm = NULL;
+	size_t *cand = NULL, *vpos = NULL;
+	signed char *res = NULL, *meta = NULL;
+	size_t i, j = 0, k, n = 0;
 	int r, rc = 0;
 
 	memset(&list, 0, sizeof(list));
@@ -91,54 +152,82 @@ run_search(struct imap_session *s, const struct search_program *prog,
 		return 0;
 	if (mbox_messages(s->idx, sel->id, NULL, 0, 0, &list) < 0)
 		return -1;
-	/* header keys only (FROM, SUBJECT, ...): the header cache */
-	mbox_hdr_cursor_init(&hc, s->idx, sel->id, &list);
-	buf_init(&msg, IMAP_LITERAL_MAX);
-	for (i = 0; i < sel->count && rc == 0; i++) {
+	/* per view position: 1 / 0 decided, -1 needs the text, -3 gone */
+	meta = malloc(sel->count);
+	if (meta == NULL)
+		goto nomem;
+	if (prog->needs_content && ((sm = calloc(sel->count, sizeof(*sm))) ==
+	    NULL || (cand = calloc(sel->count, sizeof(*cand))) == NULL ||
+	    (vpos = calloc(sel->count, sizeof(*vpos))) == NULL ||
+	    (res = malloc(sel->count)) == NULL))
+		goto nomem;
+	for (i = 0; i < sel->count; i++) {
 		uint32_t uid = sel->uids[i];
 		const struct mbox_msg *m;
-		struct search_msg sm;
+		struct search_msg one;
 
 		/* both ascending by UID: walk them together */
 		while (j < list.count && list.msgs[j].uid < uid)
 			j++;
-		if (j == list.count || list.msgs[j].uid != uid)
-			continue;	/* expunged elsewhere: nothing to match */
-		m = &list.msgs[j];
-		memset(&sm, 0, sizeof(sm));
-		sm.seq = (uint32_t)(i + 1);
-		sm.uid = uid;
-		sm.flags = m->flags;
-		sm.keywords = m->keywords;
-		sm.recent = uid >= sel->recent_lo && uid < sel->recent_hi;
-		sm.saved = prog->uses_saved && is_saved(sel, uid);
-		sm.size = m->size;
-		sm.modseq = m->modseq;
-		sm.internaldate = m->internaldate;
-		r = search_eval_meta(prog, &sm);
-		if (r < 0) {
-			r = prog->needs_body ? mbox_msglist_read(s->idx,
-			    sel->id, &list, j, 0, &msg) :
-			    mbox_hdr_cursor_get(&hc, j, &msg);
-			if (r < 0) {
-				rc = -1;
-				break;
-			}
-			if (r == 0)
-				continue;	/* gone meanwhile */
-			r = search_eval_content(prog, &sm, buf_cstr(&msg),
-			    msg.len);
-			if (r < 0)
-				rc = -1;
+		if (j == list.count || list.msgs[j].uid != uid) {
+			meta[i] = -3;	/* expunged elsewhere: no match */
+			continue;
 		}
-		if (r == 1 && hits_push(hits, is_uid ? uid : sm.seq,
-		    m->modseq) < 0)
+		m = &list.msgs[j];
+		memset(&one, 0, sizeof(one));
+		one.seq = (uint32_t)(i + 1);
+		one.uid = uid;
+		one.flags = m->flags;
+		one.keywords = m->keywords;
+		one.recent = uid >= sel->recent_lo && uid < sel->recent_hi;
+		one.saved = prog->uses_saved && is_saved(sel, uid);
+		one.size = m->size;
+		one.modseq = m->modseq;
+		one.internaldate = m->internaldate;
+		r = search_eval_meta(prog, &one);
+		meta[i] = (signed char)(r < 0 ? -1 : r);
+		if (r < 0) {
+			if (sm == NULL)	/* a content key the parser missed */
+				goto nomem;
+			sm[n] = one;
+			cand[n] = j;
+			vpos[n] = i;
+			res[n] = -2;	/* not done yet */
+			n++;
+		}
+	}
+	if (n > 0) {
+		if (prog->needs_body && n >= SEARCH_PAR_MIN &&
+		    search_threads() > 1)
+			imap_search_content_par(prog, &list, cand, sm, n, res,
+			    search_threads());
+		for (k = 0; k < n; k++)
+			if (res[k] == -1)
+				rc = -1;
+		/* what the threads left (files renamed since the listing) */
+		if (rc == 0)
+			rc = content_serial(s, prog, &list, cand, sm, n, res);
+		for (k = 0; k < n; k++)
+			meta[vpos[k]] = res[k] == 1 ? 1 : 0;
+	}
+	for (i = 0, j = 0; i < sel->count && rc == 0; i++) {
+		if (meta[i] != 1)
+			continue;
+		while (list.msgs[j].uid < sel->uids[i])
+			j++;
+		if (hits_push(hits, is_uid ? sel->uids[i] : (uint32_t)(i + 1),
+		    list.msgs[j].modseq) < 0)
 			rc = -1;
 	}
-	buf_free(&msg);
-	if (mbox_hdr_cursor_done(&hc) < 0)
-		log_warn("sid=%s ip=%s SEARCH: header cache: %s", s->c->sid,
-		    s->c->ip, mbox_index_error(s->idx));
+	goto out;
+nomem:
+	rc = -1;
+out:
+	free(meta);
+	free(sm);
+	free(cand);
+	free(vpos);
+	free(res);
 	mbox_msglist_free(&list);
 	return rc;
 }

@@ -162,6 +162,20 @@ int imap_index_reopen(struct imap_session *s);
 void imap_fetch_continue(struct imap_session *s);
 void imap_fetch_abort(struct imap_session *s);
 
+/*
+ * imap_search_par.c: evaluate prog on the text of list entries cand[k]
+ * (metadata sm[k]), k < n, on up to nthreads threads (the caller's one
+ * among them).  res[k]: 1 / 0, -2 when no file has that name any more
+ * (the caller looks again), -1 on error.
+ */
+#define IMAP_SEARCH_THREADS_MAX	8
+struct search_program;
+struct search_msg;
+void imap_search_content_par(const struct search_program *prog,
+    const struct mbox_msglist *list, const size_t *cand,
+    const struct search_msg *sm, size_t n, signed char *res,
+    unsigned nthreads);
+
 /* cmd_auth.c */
 void imap_authenticate_line(struct imap_session *s, const char *line,
     size_t len);

@@ -241,3 +241,47 @@ def test_header_keys_from_the_header_cache(mbox, imap):
     assert m.expunge()[0] == "OK"
     assert cached() == 3
     assert search(m, "SUBJECT", "HELLO") == []
+
+
+
+def test_body_search_over_many_messages(imap):
+    """SEARCH BODY over enough messages to be spread over threads: the
+    right answer, also when files were renamed (flags set by mutt) or
+    deleted behind imapd's back after it listed them."""
+    import base64
+    import os
+    import imap_helpers as H
+    inbox = imap.maildir(ALICE)
+    want = []
+    for i in range(1, 201):
+        text = f"message {i} has " + ("the zebrafish word" if i % 3 == 0 else "nothing")
+        if i % 3 == 0:
+            want.append(i)
+        if i % 2 == 0:      # half of them base64-encoded
+            body = base64.b64encode(text.encode()).decode() + "\r\n"
+            extra = ("Content-Type: text/plain; charset=utf-8",
+                     "Content-Transfer-Encoding: base64")
+        else:
+            body, extra = text + "\r\n", ()
+        H.drop(inbox, H.message(f"many {i}", body=body, extra=extra))
+    c = H.session(imap, select="INBOX")
+
+    def body_search():
+        r = c.ok("SEARCH BODY zebrafish")
+        return [int(x) for line in r.untagged if line.startswith(b"* SEARCH")
+                for x in line.split()[2:]]
+
+    assert body_search() == want
+    cur = inbox / "cur"
+    by_subject = {}
+    for n in os.listdir(cur):
+        head = (cur / n).read_bytes().split(b"\n\n", 1)[0]
+        subj = [line for line in head.split(b"\n") if line.startswith(b"Subject: ")][0]
+        by_subject[int(subj.split()[-1])] = n
+    for i in range(1, 61):              # mutt sets \Seen on 60 of them
+        n = by_subject[i]
+        os.rename(cur / n, cur / (n + "S"))
+    for i in (3, 6):                    # and deletes two that match
+        os.unlink(cur / (by_subject[i] + "S"))
+    assert body_search() == [i for i in want if i not in (3, 6)]
+    c.ok("LOGOUT")
