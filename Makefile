@@ -116,7 +116,9 @@ run: all
 bench: all
 	$(PYTHON) bench/smtp_inbound
 	$(PYTHON) bench/imap_idle --connections 10000 --fast-hash
-	$(PYTHON) bench/imap_mix
+	$(PYTHON) bench/imap_mix --clients 1,10,50 --transports tls \
+	    --modes mix,fetch --session-clients 10 --hash sha512crypt
+	$(PYTHON) bench/pop3
 
 DEBS := build-essential pkg-config clang libclang-rt-14-dev \
 	libev-dev libssl-dev libsasl2-dev libsasl2-modules libsqlite3-dev \
