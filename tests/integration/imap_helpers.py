@@ -489,3 +489,33 @@ def fd_targets(pid):
         except OSError:
             pass
     return sorted(out)
+
+
+def read_until(conn, pred, timeout, what):
+    """Lines until pred(line) is true; returns all lines read."""
+    deadline = time.monotonic() + timeout
+    got = []
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {what} within {timeout:.1f}s; got {got}"
+        try:
+            line = conn.read_line(timeout=left)
+        except socket.timeout:
+            continue
+        except Exception as e:
+            raise AssertionError(f"no {what} within {timeout:.1f}s; got {got} ({e})")
+        got.append(line)
+        if pred(line):
+            return got
+
+
+def lines_until_closed(conn, timeout):
+    """Every line the server still sends until it closes (or is silent
+    for timeout seconds)."""
+    got = []
+    try:
+        while True:
+            got.append(conn.read_line(timeout=timeout))
+    except (Closed, socket.timeout, OSError):
+        pass
+    return got

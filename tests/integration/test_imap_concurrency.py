@@ -10,7 +10,6 @@ dropped into new/) is noticed at the next NOOP and by a new session."""
 
 import os
 import re
-import time
 
 import pytest
 
@@ -220,22 +219,6 @@ def test_new_mail_and_flag_changes_at_noop(imap):
         c.ok("LOGOUT")
 
 
-def read_until(conn, pred, timeout, what):
-    """Lines until pred(line) is true; returns all lines read."""
-    deadline = time.monotonic() + timeout
-    got = []
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {what} within {timeout:.1f}s; got {got}"
-        try:
-            line = conn.read_line(timeout=left)
-        except Exception as e:
-            raise AssertionError(f"no {what} within {timeout:.1f}s; got {got} ({e})")
-        got.append(line)
-        if pred(line):
-            return got
-
-
 def test_idle_sees_flags_expunge_and_new_mail(imap):
     setup3(imap)
     a = H.session(imap, select="INBOX")
@@ -245,20 +228,20 @@ def test_idle_sees_flags_expunge_and_new_mail(imap):
     tag = b.idle()
 
     a.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
-    got = read_until(b, lambda l: H.FETCH_RE.match(l) is not None, buzon.t(2), "FETCH during IDLE")
+    got = H.read_until(b, lambda l: H.FETCH_RE.match(l) is not None, buzon.t(2), "FETCH during IDLE")
     seq, it = H.parse_fetch(got[-1])
     assert seq == 1 and "\\Seen" in H.flags_of(it["FLAGS"]), got
     view.apply(got)
 
     a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
     a.ok("EXPUNGE")
-    got = read_until(b, lambda l: EXPUNGE_RE.fullmatch(l) is not None, buzon.t(2),
+    got = H.read_until(b, lambda l: EXPUNGE_RE.fullmatch(l) is not None, buzon.t(2),
                      "EXPUNGE during IDLE")
     assert got[-1] == b"* 2 EXPUNGE", got
     view.apply(got)
 
     H.deliver(imap, H.message("conc idle new"))
-    got = read_until(b, lambda l: EXISTS_RE.fullmatch(l) is not None, buzon.t(2),
+    got = H.read_until(b, lambda l: EXISTS_RE.fullmatch(l) is not None, buzon.t(2),
                      "EXISTS during IDLE")
     view.apply(got)
     assert got[-1] == b"* 3 EXISTS", got

@@ -394,12 +394,7 @@ def test_sigterm_says_bye_to_everyone_and_exits_0(imap):
     imap.imapd.stop()                   # SIGTERM; asserts exit code 0
     elapsed = time.monotonic() - t0
     for name, c in (("pre-auth", pre), ("selected", sel), ("idle", idle), ("mid-APPEND", app)):
-        got = []
-        try:
-            while True:
-                got.append(c.read_line(timeout=buzon.t(2)))
-        except (H.Closed, socket.timeout, OSError):
-            pass
+        got = H.lines_until_closed(c, buzon.t(2))
         assert any(l.startswith(b"* BYE") for l in got), f"{name} client got no BYE: {got}"
         c.close()
     assert elapsed < buzon.t(5), f"imapd took {elapsed:.1f}s to stop with idle clients"

@@ -196,21 +196,6 @@ def test_ipv6_listener_routes_by_64_prefix(instance):
         inst.imapd.stop()
 
 
-def read_until(conn, pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    got = []
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {what} within {timeout:.1f}s; the IDLE client got {got}"
-        try:
-            line = conn.read_line(timeout=left)
-        except socket.timeout:
-            continue
-        got.append(line)
-        if pred(line):
-            return got
-
-
 def test_idle_sees_append_and_store_from_the_other_worker(imap):
     log = Log(imap)
     a, pa = connect(imap, log, src="127.0.0.1")
@@ -223,12 +208,12 @@ def test_idle_sees_append_and_store_from_the_other_worker(imap):
     b.login()
     r = b.send_literal_command("APPEND INBOX", H.message("cross-worker append"))
     assert r.status == "OK", r
-    got = read_until(a, lambda l: l == b"* 1 EXISTS", buzon.t(3),
+    got = H.read_until(a, lambda l: l == b"* 1 EXISTS", buzon.t(3),
                      "'* 1 EXISTS' after an APPEND in the other worker")
 
     b.select("INBOX")
     b.ok("STORE 1 +FLAGS (\\Flagged)")
-    got = read_until(a, lambda l: H.FETCH_RE.match(l) is not None, buzon.t(3),
+    got = H.read_until(a, lambda l: H.FETCH_RE.match(l) is not None, buzon.t(3),
                      "'* 1 FETCH (FLAGS ...)' after a STORE in the other worker")
     seq, it = H.parse_fetch(got[-1])
     assert seq == 1 and "\\Flagged" in H.flags_of(it["FLAGS"]), got
@@ -275,12 +260,7 @@ def test_sigterm_to_master_stops_everything(imap):
     for k in kids:
         assert not alive(k), f"worker {k} still runs after its master exited"
     for name, c in clients:
-        got = []
-        try:
-            while True:
-                got.append(c.read_line(timeout=buzon.t(2)))
-        except (H.Closed, socket.timeout, OSError):
-            pass
+        got = H.lines_until_closed(c, buzon.t(2))
         assert any(l.startswith(b"* BYE") for l in got), f"{name}: no BYE, got {got}"
         c.close()
     with pytest.raises(OSError):
