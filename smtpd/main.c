@@ -14,6 +14,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* SASL is set up only where some listener can use it. */
+static int
+smtpd_has_submission(const struct listen_set *ls)
+{
+	int i;
+
+	for (i = 0; i < ls->n; i++)
+		if (ls->l[i].kind == LISTEN_SUBMISSION ||
+		    ls->l[i].kind == LISTEN_SUBMISSIONS)
+			return 1;
+	return 0;
+}
+
 static void
 smtpd_on_accept(struct server *srv, struct listener *l, int fd,
     const struct sockaddr *peer, socklen_t peerlen)
@@ -53,6 +66,7 @@ int
 main(int argc, char **argv)
 {
 	static struct smtpd d;
+	struct authfail_limits afl = AUTHFAIL_LIMITS_DEFAULT;
 	const char *conf;
 	char err[1024];
 	int debug;
@@ -67,6 +81,16 @@ main(int argc, char **argv)
 	d.tls = server_prepare(&d.srv, &d.cfg, &d.cfg.smtpd_listen);
 	if (db_open(d.cfg.database, 0, &d.db, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	if (smtpd_has_submission(&d.cfg.smtpd_listen)) {
+		/* after the privilege drop: the DB must not get root's -wal */
+		d.auth = auth_ctx_new(d.cfg.database, d.cfg.hostname, err,
+		    sizeof(err));
+		if (d.auth == NULL)
+			log_fatal("%s", err);
+		d.authfail = authfail_new(&afl, NULL, NULL);
+		if (d.authfail == NULL)
+			log_fatal("out of memory");
+	}
 	if (strlcpy_checked(d.spool_dir, d.cfg.queue_dir,
 	    sizeof(d.spool_dir)) < 0)
 		log_fatal("queue_dir too long");
@@ -92,6 +116,8 @@ main(int argc, char **argv)
 		ev_timer_stop(d.loop, &d.stop_timer);
 	}
 	pool_destroy(&d.pool);
+	auth_ctx_free(&d.auth);
+	authfail_free(&d.authfail);
 	db_close(&d.db);
 	SSL_CTX_free(d.tls);
 	server_free(&d.srv);

@@ -1,8 +1,10 @@
 /*
  * smtp_commands.c - the SMTP command table: verb -> state/TLS rules ->
- * handler.  The rules ("needs HELO", "needs MAIL", "not after TLS") are
- * flags in the table and checked in one place, smtp_dispatch(); handlers
- * only do their command's own work.
+ * handler.  The rules ("needs HELO", "needs MAIL", "not after TLS",
+ * "allowed before TLS", "needs AUTH") are flags in the table and checked
+ * in one place, smtp_dispatch(); handlers only do their command's own
+ * work.  The last two apply on submission listeners only (port 25 takes
+ * mail from anyone, with or without TLS).
  */
 #include "smtpd.h"
 #include "../common/log.h"
@@ -18,6 +20,8 @@ enum {
 	CMD_NO_ARG = 1 << 4,		/* 501 when an argument is given */
 	CMD_NEED_ARG = 1 << 5,		/* 501 without an argument */
 	CMD_PRE_TLS_ONLY = 1 << 6,	/* 503 once TLS is on */
+	CMD_PRE_TLS = 1 << 7,		/* submission: allowed before TLS */
+	CMD_NEED_AUTH = 1 << 8,		/* submission: 530 before AUTH */
 };
 
 struct smtp_command {
@@ -39,28 +43,31 @@ static void cmd_vrfy(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_expn(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_help(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_starttls(struct smtp_session *, const struct smtp_cmd *);
-static void cmd_auth(struct smtp_session *, const struct smtp_cmd *);
 static void cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
 
 static const struct smtp_command commands[SMTP_NVERBS] = {
-	[SMTP_HELO] = { SMTP_HELO, CMD_NEED_ARG, "HELO hostname", cmd_helo },
-	[SMTP_EHLO] = { SMTP_EHLO, CMD_NEED_ARG, "EHLO hostname", cmd_ehlo },
-	[SMTP_MAIL] = { SMTP_MAIL, CMD_NEED_HELO | CMD_NO_TX | CMD_NEED_ARG,
-	    "MAIL FROM:<address>", cmd_mail },
+	[SMTP_HELO] = { SMTP_HELO, CMD_NEED_ARG | CMD_PRE_TLS, "HELO hostname",
+	    cmd_helo },
+	[SMTP_EHLO] = { SMTP_EHLO, CMD_NEED_ARG | CMD_PRE_TLS, "EHLO hostname",
+	    cmd_ehlo },
+	[SMTP_MAIL] = { SMTP_MAIL, CMD_NEED_HELO | CMD_NEED_AUTH | CMD_NO_TX |
+	    CMD_NEED_ARG, "MAIL FROM:<address>", cmd_mail },
 	[SMTP_RCPT] = { SMTP_RCPT, CMD_NEED_HELO | CMD_NEED_MAIL | CMD_NEED_ARG,
 	    "RCPT TO:<address>", cmd_rcpt },
 	[SMTP_DATA] = { SMTP_DATA, CMD_NEED_HELO | CMD_NEED_MAIL |
 	    CMD_NEED_RCPT | CMD_NO_ARG, "DATA", cmd_data },
 	[SMTP_BDAT] = { SMTP_BDAT, 0, "BDAT", cmd_bdat },
-	[SMTP_RSET] = { SMTP_RSET, CMD_NO_ARG, "RSET", cmd_rset },
-	[SMTP_NOOP] = { SMTP_NOOP, 0, "NOOP", cmd_noop },
-	[SMTP_QUIT] = { SMTP_QUIT, CMD_NO_ARG, "QUIT", cmd_quit },
+	[SMTP_RSET] = { SMTP_RSET, CMD_NO_ARG | CMD_PRE_TLS, "RSET", cmd_rset },
+	[SMTP_NOOP] = { SMTP_NOOP, CMD_PRE_TLS, "NOOP", cmd_noop },
+	[SMTP_QUIT] = { SMTP_QUIT, CMD_NO_ARG | CMD_PRE_TLS, "QUIT", cmd_quit },
 	[SMTP_VRFY] = { SMTP_VRFY, CMD_NEED_ARG, "VRFY address", cmd_vrfy },
 	[SMTP_EXPN] = { SMTP_EXPN, CMD_NEED_ARG, "EXPN list", cmd_expn },
 	[SMTP_HELP] = { SMTP_HELP, 0, "HELP", cmd_help },
 	[SMTP_STARTTLS] = { SMTP_STARTTLS, CMD_NO_ARG | CMD_PRE_TLS_ONLY |
-	    CMD_NO_TX, "STARTTLS", cmd_starttls },
-	[SMTP_AUTH] = { SMTP_AUTH, 0, "AUTH", cmd_auth },
+	    CMD_NO_TX | CMD_PRE_TLS, "STARTTLS", cmd_starttls },
+	/* its rules differ by listener: see smtp_auth.c */
+	[SMTP_AUTH] = { SMTP_AUTH, 0, "AUTH mechanism [initial-response]",
+	    smtp_cmd_auth },
 };
 
 void
@@ -79,6 +86,19 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	def = &commands[cmd.verb];
+	/*
+	 * Postfix's answer on a submission port with
+	 * smtpd_tls_security_level=encrypt, for AUTH as for MAIL: clients
+	 * (Thunderbird, Outlook) know it, and it names the fix.  RFC 4954's
+	 * 538 5.7.11 is meant for one mechanism that needs encryption, not
+	 * for a port where nothing but STARTTLS is allowed in plaintext.
+	 */
+	if (smtp_listener_submits(s) && s->c->tls != CONN_TLS_ON &&
+	    !(def->flags & CMD_PRE_TLS)) {
+		smtp_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
+		smtp_session_error(s);
+		return;
+	}
 	if ((def->flags & CMD_NEED_ARG) && cmd.arglen == 0) {
 		smtp_reply(s, 501, "5.5.4 Syntax: %s", def->syntax);
 		smtp_session_error(s);
@@ -91,6 +111,12 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 	}
 	if ((def->flags & CMD_NEED_HELO) && s->state == SMTP_ST_INIT) {
 		smtp_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+		smtp_session_error(s);
+		return;
+	}
+	if ((def->flags & CMD_NEED_AUTH) && smtp_listener_submits(s) &&
+	    s->user[0] == '\0') {
+		smtp_reply(s, 530, "5.7.0 Authentication required");
 		smtp_session_error(s);
 		return;
 	}
@@ -164,6 +190,10 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	ext[n++] = "ENHANCEDSTATUSCODES";
 	if (s->c->tls == CONN_TLS_NONE && d->tls != NULL)
 		ext[n++] = "STARTTLS";
+	/* DESIGN.md: AUTH only over TLS, so not even offered before it. */
+	if (smtp_listener_submits(s) && s->c->tls == CONN_TLS_ON &&
+	    d->auth != NULL)
+		ext[n++] = "AUTH " AUTH_MECHANISMS;
 	if (buf_printf(&s->c->out, "250-%s\r\n", d->cfg.hostname) < 0)
 		goto full;
 	for (i = 0; i < n - 1; i++)
@@ -173,6 +203,36 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	return;
 full:
 	conn_abort(s->c);
+}
+
+/*
+ * An authenticated user sends only as itself (DESIGN.md, Security
+ * rules); the null sender is for bounces, which users do not write.
+ * 0 to go on, -1 when refused (answered).
+ */
+static int
+smtp_cmd_mail_owned(struct smtp_session *s, const struct mailaddr *from)
+{
+	char shown[ADDR_MAX], allowed[512], esc[ADDR_MAX * 2];
+	int r;
+
+	addr_format(from, shown, sizeof(shown));
+	r = smtp_sender_owned(s, from);
+	if (r < 0) {
+		smtp_reply(s, 451, "4.3.0 <%s>: Temporary lookup failure",
+		    shown);
+		return -1;
+	}
+	if (r == 1)
+		return 0;
+	smtp_sender_allowed(s, allowed, sizeof(allowed));
+	log_info("sid=%s ip=%s user=%s reject MAIL FROM <%s>: not owned",
+	    s->c->sid, s->c->ip, s->user,
+	    log_escape(esc, sizeof(esc), shown, strlen(shown)));
+	smtp_reply(s, 553, "5.7.1 <%s>: Sender address rejected: not owned by "
+	    "user %s; you may send as: %s", shown, s->user, allowed);
+	smtp_session_error(s);
+	return -1;
 }
 
 static void
@@ -195,6 +255,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_session_error(s);
 		return;
 	}
+	if (s->user[0] != '\0' && smtp_cmd_mail_owned(s, &args.from) < 0)
+		return;
 	if (args.has_size && args.size > d->cfg.max_message_size) {
 		smtp_reply(s, 552, "5.3.4 Message size exceeds fixed maximum "
 		    "message size (%llu bytes)",
@@ -310,20 +372,6 @@ cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 	}
 	smtp_reply(s, 220, "2.0.0 Ready to start TLS");
 	conn_starttls(s->c, s->d->tls);
-}
-
-/*
- * An `smtp` (MX) listener takes mail for our domains from anyone and
- * never authenticates: AUTH belongs to the submission listeners.  Same
- * answer as Postfix's smtpd without smtpd_sasl_auth_enable.
- */
-static void
-cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
-{
-	(void)cmd;
-	smtp_reply(s, 503, "5.5.1 Error: authentication not enabled on this "
-	    "port; submit mail on port 587 or 465");
-	smtp_session_error(s);
 }
 
 /* CHUNKING is not in our EHLO reply, so a client must use DATA. */

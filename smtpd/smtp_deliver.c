@@ -30,7 +30,7 @@ smtp_protocol_name(const struct smtp_session *s)
 	return tls ? "ESMTPS" : "ESMTP";
 }
 
-static int
+int
 rfc5322_date(char *out, size_t outsz, time_t t)
 {
 	static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
@@ -61,6 +61,8 @@ smtp_build_received(struct smtp_session *s, struct buf *out)
 	buf_reset(out);
 	if (rfc5322_date(date, sizeof(date), time(NULL)) < 0)
 		return -1;
+	if (s->user[0] != '\0')
+		return smtp_build_received_submission(s, out, date);
 	r |= buf_printf(out, "Received: from %s (%s%s%s)\n",
 	    s->helo[0] ? s->helo : "unknown",
 	    strchr(c->ip, ':') ? "[IPv6:" : "[", c->ip, "]");
@@ -239,6 +241,10 @@ smtp_data_finished(struct smtp_session *s)
 		    s->c->sid, s->c->ip, tx->id);
 		smtp_reply(s, 451, "4.3.0 Error: local storage problem, try "
 		    "again later");
+		smtp_tx_done(s);
+		return;
+	}
+	if (s->user[0] != '\0' && smtp_submit_finish(s) < 0) {
 		smtp_tx_done(s);
 		return;
 	}

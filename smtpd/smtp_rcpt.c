@@ -99,6 +99,23 @@ smtp_cmd_rcpt_resolve(struct smtp_session *s, const struct mailaddr *to,
 		smtp_reply(s, 451, "4.3.0 <%s>: Temporary lookup failure", shown);
 		return;
 	}
+	if (r == 0 && s->user[0] != '\0') {
+		/* An authenticated user may send anywhere: via the queue. */
+		char out[ADDR_MAX];
+
+		if (addr_format(&a, out, sizeof(out)) < 0 ||
+		    tx_add_external(tx, out, shown) < 0) {
+			smtp_reply(s, 451, "4.3.0 Out of memory, try again "
+			    "later");
+			return;
+		}
+		if (tx->nrcpt++ == 0)
+			strlcpy_checked(tx->first_rcpt, shown,
+			    sizeof(tx->first_rcpt));
+		smtp_enter_state(s, SMTP_ST_RCPT);
+		smtp_reply(s, 250, "2.1.5 Ok");
+		return;
+	}
 	if (r == 0) {
 		log_info("sid=%s ip=%s reject RCPT <%s>: relay denied",
 		    s->c->sid, s->c->ip, shown);

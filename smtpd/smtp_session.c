@@ -16,7 +16,7 @@
 static void smtp_on_conn(struct conn *c, enum conn_event ev, void *arg);
 
 static const char *state_names[] = {
-	"init", "helo", "mail", "rcpt", "data", "busy", "quit"
+	"init", "helo", "mail", "rcpt", "data", "busy", "auth", "quit"
 };
 
 void
@@ -74,6 +74,7 @@ smtp_tx_new(struct smtp_session *s)
 	tx->id[10] = '\0';
 	spool_init(&tx->body, s->d->spool_dir, SMTP_SPOOL_MEM);
 	buf_init(&tx->received, 4096);
+	buf_init(&tx->header, SMTP_SUBMIT_HEADER_MAX);
 	return tx;
 }
 
@@ -86,6 +87,7 @@ smtp_tx_free(struct smtp_tx **txp)
 		return;
 	spool_free(&tx->body);
 	buf_free(&tx->received);
+	buf_free(&tx->header);
 	free(tx->mbox);
 	free(tx->ext);
 	free(tx);
@@ -109,6 +111,7 @@ smtp_session_unlink(struct smtp_session *s)
 static void
 smtp_session_free(struct smtp_session *s)
 {
+	smtp_auth_session_end(s);
 	smtp_tx_free(&s->tx);
 	buf_free(&s->line);
 	free(s);
@@ -138,7 +141,8 @@ smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
 	s->c = c;
 	s->kind = l->spec.kind;
 	s->state = SMTP_ST_INIT;
-	buf_init(&s->line, SMTP_LINE_MAX + 1);
+	buf_init(&s->line, (smtp_listener_submits(s) ? SMTP_AUTH_LINE_MAX :
+	    SMTP_LINE_MAX) + 1);
 	s->next = d->sessions;
 	if (d->sessions != NULL)
 		d->sessions->prev = s;
@@ -159,6 +163,8 @@ smtp_spool_out(void *arg, const char *p, size_t n)
 		tx->overflow = 1;
 		return -1;
 	}
+	if (s->user[0] != '\0')
+		return smtp_submit_spool(s, p, n);
 	if (spool_append(&tx->body, p, n) < 0) {
 		tx->spool_error = 1;
 		return -1;
@@ -198,12 +204,22 @@ smtp_read_lines(struct smtp_session *s)
 		if (s->state == SMTP_ST_BUSY || s->state == SMTP_ST_QUIT ||
 		    c->tls == CONN_TLS_WAIT_DRAIN)
 			return;
-		r = conn_getline(c, SMTP_LINE_MAX, &s->line, &bare_lf);
+		r = conn_getline(c, smtp_listener_submits(s) ?
+		    SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX, &s->line, &bare_lf);
 		if (r == 0)
 			return;
 		if (r < 0) {
+			if (s->state == SMTP_ST_AUTH) {	/* ends the exchange */
+				auth_session_free(&s->auth);
+				smtp_enter_state(s, SMTP_ST_HELO);
+			}
 			smtp_reply(s, 500, "5.5.2 Line too long");
 			smtp_session_error(s);
+			continue;
+		}
+		if (s->state == SMTP_ST_AUTH) {
+			smtp_auth_line(s, s->line.data ? s->line.data : "",
+			    s->line.len);
 			continue;
 		}
 		smtp_dispatch(s, s->line.data ? s->line.data : "", s->line.len);
@@ -264,7 +280,8 @@ smtp_session_release(struct smtp_session *s)
 /*
  * SIGTERM: idle sessions get 421 now; a session in DATA is cut (its
  * message was never acknowledged, so nothing is lost); a session that is
- * delivering finishes and then says 421.
+ * delivering (or checking a password) finishes and then says 421; one
+ * waiting to answer a failed AUTH gets 421 at once.
  */
 void
 smtp_session_shutdown_all(struct smtpd *d)
@@ -273,8 +290,12 @@ smtp_session_shutdown_all(struct smtpd *d)
 
 	for (s = d->sessions; s != NULL; s = next) {
 		next = s->next;
-		if (s->c == NULL || s->state == SMTP_ST_BUSY)
+		if (s->c == NULL)
 			continue;
+		if (s->state == SMTP_ST_BUSY && s->delayed_fail)
+			smtp_auth_session_end(s);	/* no 535 after all */
+		else if (s->state == SMTP_ST_BUSY)
+			continue;	/* delivery or password check ends */
 		smtp_reply(s, 421, "4.3.2 %s Service shutting down",
 		    d->cfg.hostname);
 		smtp_enter_state(s, SMTP_ST_QUIT);

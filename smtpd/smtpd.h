@@ -7,8 +7,11 @@
 #define BUZON_SMTPD_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "../common/addr.h"
+#include "../common/auth.h"
+#include "../common/authfail.h"
 #include "../common/buf.h"
 #include "../common/config.h"
 #include "../common/conn.h"
@@ -16,9 +19,14 @@
 #include "../common/pool.h"
 #include "../common/server.h"
 #include "../store/spool.h"
+#include "smtp_header.h"
 #include "smtp_parse.h"
 
 #define SMTP_LINE_MAX 2048		/* command line, without CRLF */
+/* RFC 4954 4: AUTH lines (with an initial response) up to 12288 octets */
+#define SMTP_AUTH_LINE_MAX 12288
+/* Postfix's header_size_limit: a submitted header must fit to be checked */
+#define SMTP_SUBMIT_HEADER_MAX (100 * 1024)
 #define SMTP_MAX_ERRORS 20		/* then 421 and close */
 #define SMTP_TIMEOUT 300.		/* RFC 5321 4.5.3.2: 5 minutes */
 #define SMTP_DATA_TIMEOUT 600.		/* 10 minutes between data blocks */
@@ -31,6 +39,8 @@ struct smtpd {
 	struct db *db;
 	SSL_CTX *tls;
 	struct pool *pool;
+	struct auth_ctx *auth;		/* NULL without submission listeners */
+	struct authfail *authfail;
 	struct server srv;
 	struct ev_loop *loop;
 	struct smtp_session *sessions;	/* all live sessions */
@@ -47,7 +57,8 @@ enum smtp_state {
 	SMTP_ST_MAIL,		/* MAIL accepted */
 	SMTP_ST_RCPT,		/* at least one RCPT accepted */
 	SMTP_ST_DATA,		/* reading message data */
-	SMTP_ST_BUSY,		/* delivering: input paused */
+	SMTP_ST_BUSY,		/* delivering or checking a password: paused */
+	SMTP_ST_AUTH,		/* reading SASL responses after a 334 */
 	SMTP_ST_QUIT,		/* closing */
 };
 
@@ -80,7 +91,13 @@ struct smtp_tx {
 	struct smtp_data_scanner sc;
 	int overflow;			/* body over max_message_size */
 	int spool_error;		/* could not store the body */
-	struct buf received;		/* our Received: header */
+	struct buf received;		/* our Received: header (and, for a
+					 * submission, Message-ID/Date added) */
+	/* submissions: the header is held back until it is complete */
+	struct buf header;
+	int header_done;
+	int header_too_big;
+	struct smtp_header_info hinfo;	/* points into header */
 	/* delivery job result */
 	int queue_failed;
 	char queue_id[64];
@@ -97,6 +114,10 @@ struct smtp_session {
 	struct buf line;
 	unsigned errors;
 	unsigned ntx;
+	char user[ADDR_MAX];		/* after AUTH: the stored address */
+	struct auth_session *auth;	/* an AUTH exchange in progress */
+	ev_timer delay;			/* answer to a failed AUTH, delayed */
+	int delayed_fail;
 	struct pool_job job;
 	int job_running;
 	int gone;			/* conn closed while the job ran */
@@ -121,7 +142,24 @@ void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
 void smtp_cmd_rcpt_resolve(struct smtp_session *s, const struct mailaddr *to,
     const char *shown);
 
+/* smtp_auth.c */
+void smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_auth_session_end(struct smtp_session *s);
+
+/* smtp_sender.c */
+int smtp_sender_owned(struct smtp_session *s, const struct mailaddr *a);
+void smtp_sender_allowed(struct smtp_session *s, char *out, size_t outsz);
+
+/* smtp_submit.c */
+int smtp_listener_submits(const struct smtp_session *s);
+int smtp_submit_spool(struct smtp_session *s, const char *p, size_t n);
+int smtp_submit_finish(struct smtp_session *s);
+int smtp_build_received_submission(struct smtp_session *s, struct buf *out,
+    const char *date);
+
 /* smtp_deliver.c */
+int rfc5322_date(char *out, size_t outsz, time_t t);
 void smtp_data_finished(struct smtp_session *s);
 int smtp_build_received(struct smtp_session *s, struct buf *out);
 

@@ -461,6 +461,8 @@ class Instance:
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.pop3_port = free_port()
+        self.submission_port = free_port()     # used by add_submission_listeners
+        self.submissions_port = free_port()
         self.state_dir = self.root / "state"
         self.database = self.state_dir / "buzon.db"
         self.mail_dir = self.root / "mail"
@@ -479,7 +481,8 @@ class Instance:
         replaces the base line with that key, or is added; None removes."""
         subst = {"T": str(self.root), "SMTP": self.smtp_port,
                  "IMAP": self.imap_port, "IMAPS": self.imaps_port,
-                 "POP3": self.pop3_port}
+                 "POP3": self.pop3_port, "SUBMISSION": self.submission_port,
+                 "SUBMISSIONS": self.submissions_port}
 
         def merge(base, extra):
             out = []
@@ -502,6 +505,16 @@ class Instance:
                       for k, v in merge(base, overrides.get(sec))]
         self.conf_text = "\n".join(lines) + "\n"
         self.conf.write_text(self.conf_text)
+
+    def add_submission_listeners(self):
+        """Give [smtpd] a submission (STARTTLS) and a submissions
+        (implicit TLS) listener next to the smtp one, on
+        self.submission_port / self.submissions_port.  Before start_smtpd."""
+        extra = (f"listen = 127.0.0.1:{self.submission_port} submission\n"
+                 f"listen = 127.0.0.1:{self.submissions_port} submissions\n")
+        if extra not in self.conf_text:
+            self.conf_text = self.conf_text.replace("[smtpd]\n", "[smtpd]\n" + extra, 1)
+            self.conf.write_text(self.conf_text)
 
     # -- mailadm
     def mailadm(self, *args, input=None, json=False, check=False, timeout=None):
