@@ -35,6 +35,7 @@ tls_key   = $RUN/tls/privkey.pem
 
 [smtpd]
 listen = 127.0.0.1:$SMTP_PORT smtp
+listen = 127.0.0.1:$SUB_PORT submission
 max_message_size = 50M
 
 [imapd]
@@ -82,6 +83,11 @@ Buzón demo is running in $RUN (logs: $RUN/*.log, mail: $RUN/mail/$DOMAIN/demo/)
     swaks --to $USER --server 127.0.0.1:$SMTP_PORT
     swaks --to $USER --server 127.0.0.1:$SMTP_PORT --tls    (STARTTLS, self-signed cert)
     openssl s_client -starttls smtp -connect 127.0.0.1:$SMTP_PORT -crlf -quiet
+
+  Send as the user (submission: STARTTLS, then AUTH; the From must be theirs):
+    swaks --to $USER --from $USER --server 127.0.0.1:$SUB_PORT --tls --auth-user $USER --auth-password $PASSWORD
+  Thunderbird outgoing server: 127.0.0.1 port $SUB_PORT, STARTTLS, user name $USER,
+  normal password.  Mail to other domains waits in $RUN/queue (no queue runner yet).
 
   Read it with mutt (the Maildir is the mailbox):
     mutt -f $RUN/mail/$DOMAIN/demo/

@@ -48,10 +48,22 @@ def test_demo_script_runs_and_delivers(tmp_path):
                             "Subject: demo check"],
                            capture_output=True, text=True, timeout=buzon.t(30))
         assert r.returncode == 0, r.stdout + r.stderr
+        # the submission listener: STARTTLS, AUTH as the demo user
+        sub = subprocess.run(["swaks", "--to", "demo@example.test", "--from",
+                              "demo@example.test", "--server",
+                              f"127.0.0.1:{ports['SUBMISSION']}", "--tls",
+                              "--auth-user", "demo@example.test",
+                              "--auth-password", "demo-password",
+                              "--header", "Subject: demo submission"],
+                             capture_output=True, text=True, timeout=buzon.t(30))
+        assert sub.returncode == 0, sub.stdout + sub.stderr
         new = tmp_path / "run" / "mail" / "example.test" / "demo" / "new"
-        files = list(new.iterdir())
-        assert len(files) == 1, f"expected one message in {new}, saw {files}"
-        assert b"Subject: demo check" in files[0].read_bytes()
+        files = sorted(new.iterdir())
+        assert len(files) == 2, f"expected two messages in {new}, saw {files}"
+        texts = [f.read_bytes() for f in files]
+        assert any(b"Subject: demo check" in t for t in texts), texts
+        sub_text = [t for t in texts if b"Subject: demo submission" in t]
+        assert sub_text and b"Authenticated sender: demo@example.test" in sub_text[0], texts
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
