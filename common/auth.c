@@ -892,3 +892,15 @@ auth_reason(const struct auth_session *s)
 {
 	return s->state == SS_VERIFYING ? "" : s->reason;
 }
+
+void
+auth_log_result(const struct auth_session *s, const char *sid,
+    const char *ip, const char *result, const char *extra)
+{
+	char user[128];
+	const char *u = auth_attempted_user(s);
+
+	log_info("sid=%s ip=%s login %s mech=%s user=%s%s%s%s", sid, ip,
+	    result, auth_mech(s), log_escape(user, sizeof(user), u, strlen(u)),
+	    extra, auth_reason(s)[0] ? " reason=" : "", auth_reason(s));
+}

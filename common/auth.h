@@ -188,4 +188,12 @@ const char *auth_mech(const struct auth_session *s);
 const char *auth_attempted_user(const struct auth_session *s);
 const char *auth_reason(const struct auth_session *s);
 
+/*
+ * The one log line of a login decision, the same in every daemon:
+ * "sid=.. ip=.. login RESULT mech=.. user=..[EXTRA][ reason=..]".
+ * extra ("" for none) is daemon detail, e.g. POP3's maildrop size.
+ */
+void auth_log_result(const struct auth_session *s, const char *sid,
+    const char *ip, const char *result, const char *extra);
+
 #endif

@@ -67,16 +67,12 @@ pop3_auth_failed(struct pop3_session *s)
 static void
 pop3_auth_log(struct pop3_session *s, const char *result)
 {
-	char user[128], drop[64] = "";
-	const char *u = auth_attempted_user(s->auth);
+	char drop[64] = "";
 
 	if (s->drop != NULL)
 		snprintf_checked(drop, sizeof(drop), " messages=%zu size=%llu",
 		    s->drop->count, (unsigned long long)s->drop->size);
-	log_info("sid=%s ip=%s login %s mech=%s user=%s%s%s%s", s->c->sid,
-	    s->c->ip, result, auth_mech(s->auth),
-	    log_escape(user, sizeof(user), u, strlen(u)), drop,
-	    auth_reason(s->auth)[0] ? " reason=" : "", auth_reason(s->auth));
+	auth_log_result(s->auth, s->c->sid, s->c->ip, result, drop);
 }
 
 /* Act on a status from auth_start/auth_step/auth_login. */

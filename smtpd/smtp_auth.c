@@ -34,13 +34,7 @@ smtp_auth_resume(struct smtp_session *s)
 static void
 smtp_auth_log(struct smtp_session *s, const char *result)
 {
-	char user[128];
-	const char *u = auth_attempted_user(s->auth);
-
-	log_info("sid=%s ip=%s login %s mech=%s user=%s%s%s", s->c->sid,
-	    s->c->ip, result, auth_mech(s->auth),
-	    log_escape(user, sizeof(user), u, strlen(u)),
-	    auth_reason(s->auth)[0] ? " reason=" : "", auth_reason(s->auth));
+	auth_log_result(s->auth, s->c->sid, s->c->ip, result, "");
 }
 
 static void

@@ -23,6 +23,10 @@ smtp_protocol_name(const struct smtp_session *s)
 {
 	int tls = s->c != NULL && s->c->tls == CONN_TLS_ON;
 
+	/* RFC 3848 / RFC 6531: A for an authenticated client */
+	if (s->user[0] != '\0')
+		return s->tx != NULL && s->tx->mail.smtputf8 ?
+		    "UTF8SMTPSA" : "ESMTPSA";
 	if (s->tx != NULL && s->tx->mail.smtputf8)
 		return tls ? "UTF8SMTPS" : "UTF8SMTP";
 	if (!s->esmtp)
@@ -61,11 +65,20 @@ smtp_build_received(struct smtp_session *s, struct buf *out)
 	buf_reset(out);
 	if (rfc5322_date(date, sizeof(date), time(NULL)) < 0)
 		return -1;
+	/*
+	 * RFC 5321 4.4 wants the client's name and address, but for a
+	 * user's own device (a submission) that is a home or LAN address
+	 * that tells every recipient where the user is; like Postfix's
+	 * local pickup, such a header starts at our host and says who
+	 * authenticated.
+	 */
 	if (s->user[0] != '\0')
-		return smtp_build_received_submission(s, out, date);
-	r |= buf_printf(out, "Received: from %s (%s%s%s)\n",
-	    s->helo[0] ? s->helo : "unknown",
-	    strchr(c->ip, ':') ? "[IPv6:" : "[", c->ip, "]");
+		r |= buf_printf(out, "Received: (Authenticated sender: %s)\n",
+		    s->user);
+	else
+		r |= buf_printf(out, "Received: from %s (%s%s%s)\n",
+		    s->helo[0] ? s->helo : "unknown",
+		    strchr(c->ip, ':') ? "[IPv6:" : "[", c->ip, "]");
 	r |= buf_printf(out, "\tby %s (Buzon) with %s id %s\n",
 	    s->d->cfg.hostname, smtp_protocol_name(s), tx->id);
 	if (c->tls == CONN_TLS_ON)

@@ -192,32 +192,3 @@ fail:
 	smtp_reply(s, 451, "4.3.0 Internal error, try again later");
 	return -1;
 }
-
-/*
- * Our trace header for a submission (LF line ends).  RFC 5321 4.4 wants
- * the client's name and address, but for a user's own device that is a
- * home or LAN address that tells every recipient where the user is; like
- * Postfix's local pickup ("Received: by host (Postfix, from userid N)"),
- * the header starts at our host and says who authenticated.
- */
-int
-smtp_build_received_submission(struct smtp_session *s, struct buf *out,
-    const char *date)
-{
-	struct conn *c = s->c;
-	struct smtp_tx *tx = s->tx;
-	int r = 0;
-
-	r |= buf_printf(out, "Received: (Authenticated sender: %s)\n", s->user);
-	r |= buf_printf(out, "\tby %s (Buzon) with %s id %s\n",
-	    s->d->cfg.hostname, tx->mail.smtputf8 ? "UTF8SMTPSA" : "ESMTPSA",
-	    tx->id);
-	if (c->tls == CONN_TLS_ON)
-		r |= buf_printf(out, "\t(using %s with cipher %s (%d bits))\n",
-		    c->tls_version, c->tls_cipher, c->tls_bits);
-	if (tx->nrcpt == 1)
-		r |= buf_printf(out, "\tfor <%s>; %s\n", tx->first_rcpt, date);
-	else
-		r |= buf_printf(out, "\t; %s\n", date);
-	return r ? -1 : 0;
-}

@@ -155,8 +155,6 @@ void smtp_sender_allowed(struct smtp_session *s, char *out, size_t outsz);
 int smtp_listener_submits(const struct smtp_session *s);
 int smtp_submit_spool(struct smtp_session *s, const char *p, size_t n);
 int smtp_submit_finish(struct smtp_session *s);
-int smtp_build_received_submission(struct smtp_session *s, struct buf *out,
-    const char *date);
 
 /* smtp_deliver.c */
 int rfc5322_date(char *out, size_t outsz, time_t t);
