@@ -15,22 +15,6 @@
 static void smtp_auth_done(struct auth_session *as, enum auth_status st,
     void *arg);
 
-/* Back to commands after an exchange (or its delayed answer). */
-static void
-smtp_auth_resume(struct smtp_session *s)
-{
-	smtp_enter_state(s, SMTP_ST_HELO);
-	if (s->d->stopping) {
-		smtp_reply(s, 421, "4.3.2 %s Service shutting down",
-		    s->d->cfg.hostname);
-		smtp_enter_state(s, SMTP_ST_QUIT);
-		conn_close(s->c);
-		return;
-	}
-	if (s->c->paused)
-		conn_resume(s->c);	/* hands over pipelined input */
-}
-
 static void
 smtp_auth_log(struct smtp_session *s, const char *result)
 {
@@ -46,7 +30,7 @@ smtp_on_fail_delay(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	s->delayed_fail = 0;
 	smtp_reply(s, 535, "5.7.8 Error: authentication failed");
-	smtp_auth_resume(s);
+	smtp_resume(s);
 }
 
 /* Answer a failure after the per-network delay. */
@@ -61,7 +45,7 @@ smtp_auth_failed(struct smtp_session *s)
 	s->errors++;		/* counted, but never closes mid-delay */
 	if (ms == 0) {
 		smtp_reply(s, 535, "5.7.8 Error: authentication failed");
-		smtp_auth_resume(s);
+		smtp_resume(s);
 		return;
 	}
 	s->delayed_fail = 1;
@@ -87,7 +71,7 @@ smtp_auth_status(struct smtp_session *s, enum auth_status st)
 			auth_session_free(&s->auth);
 			smtp_reply(s, 454, "4.7.0 Temporary authentication "
 			    "failure");
-			smtp_auth_resume(s);
+			smtp_resume(s);
 		}
 		return;
 	case AUTH_CANCEL:
@@ -135,14 +119,14 @@ smtp_auth_done(struct auth_session *as, enum auth_status st, void *arg)
 		    (const struct sockaddr *)&s->c->peer);
 		auth_session_free(&s->auth);
 		smtp_reply(s, 235, "2.7.0 Authentication successful");
-		smtp_auth_resume(s);
+		smtp_resume(s);
 		return;
 	}
 	if (st == AUTH_TEMPFAIL) {
 		smtp_auth_log(s, "tempfail");
 		auth_session_free(&s->auth);
 		smtp_reply(s, 454, "4.7.0 Temporary authentication failure");
-		smtp_auth_resume(s);
+		smtp_resume(s);
 		return;
 	}
 	smtp_auth_log(s, "failed");

@@ -205,15 +205,7 @@ smtp_deliver_done(struct pool_job *job)
 		smtp_session_release(s);
 		return;
 	}
-	smtp_enter_state(s, SMTP_ST_HELO);
-	if (s->d->stopping) {
-		smtp_reply(s, 421, "4.3.2 %s Service shutting down",
-		    s->d->cfg.hostname);
-		smtp_enter_state(s, SMTP_ST_QUIT);
-		conn_close(s->c);
-		return;
-	}
-	conn_resume(s->c);
+	smtp_resume(s);
 }
 
 static void

@@ -29,6 +29,21 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 }
 
 void
+smtp_resume(struct smtp_session *s)
+{
+	smtp_enter_state(s, SMTP_ST_HELO);
+	if (s->d->stopping) {
+		smtp_reply(s, 421, "4.3.2 %s Service shutting down",
+		    s->d->cfg.hostname);
+		smtp_enter_state(s, SMTP_ST_QUIT);
+		conn_close(s->c);
+		return;
+	}
+	if (s->c->paused)
+		conn_resume(s->c);	/* hands over pipelined input */
+}
+
+void
 smtp_reply(struct smtp_session *s, int code, const char *fmt, ...)
 {
 	struct buf *o;

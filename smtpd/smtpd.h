@@ -130,6 +130,9 @@ void smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
 void smtp_reply(struct smtp_session *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void smtp_enter_state(struct smtp_session *s, enum smtp_state st);
+/* Back to commands after work off the loop (a delivery, a password
+ * check): 421 and close when the daemon is stopping, else read on. */
+void smtp_resume(struct smtp_session *s);
 void smtp_tx_free(struct smtp_tx **txp);
 struct smtp_tx *smtp_tx_new(struct smtp_session *s);
 void smtp_session_shutdown_all(struct smtpd *d);
