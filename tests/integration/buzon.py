@@ -10,6 +10,7 @@ daemon logged (the daemon's stderr is only attached to failure reports).
 
 import email.utils
 import os
+import random
 import re
 import select
 import signal
@@ -51,14 +52,29 @@ def t(seconds):
 # ---------------------------------------------------------------- generic
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago (bind 0, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback TCP port that was free a moment ago, below the kernel's
+    ephemeral range (ip_local_port_range starts at 32768): a port from
+    that range can be taken as the source port of some client connection
+    before the daemon binds it ("Address already in use")."""
+    rnd = random.Random()
+    for _ in range(1000):
+        port = rnd.randrange(20000, 32768)
+        if port in _ports_given:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32767")
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
