@@ -16,12 +16,9 @@
 #include "imap_search.h"
 #include "../common/buf.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct par_part {
 	const struct search_program *prog;
@@ -32,47 +29,21 @@ struct par_part {
 	size_t first, n, step;		/* cand[first], cand[first+step], ... */
 };
 
-/* The whole file into b.  0, -2 (no such file), -1. */
-static int
-read_path(const char *path, struct buf *b)
-{
-	char chunk[65536];
-	ssize_t n;
-	int fd;
-
-	buf_reset(b);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? -2 : -1;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_append(b, chunk, (size_t)n) < 0)
-			break;
-	close(fd);
-	return n == 0 ? 0 : -1;
-}
-
 static void *
 par_run(void *arg)
 {
 	struct par_part *p = arg;
-	char path[PATH_MAX];
 	struct buf msg;
 	size_t k;
 
 	buf_init(&msg, IMAP_LITERAL_MAX);
 	for (k = p->first; k < p->n; k += p->step) {
-		int r;
+		int r = mbox_msglist_read_file(p->list, p->cand[k], &msg);
 
-		if (mbox_msglist_path(p->list, p->cand[k], path,
-		    sizeof(path)) < 0) {
-			p->res[k] = -1;
-			continue;
-		}
-		r = read_path(path, &msg);
-		if (r == 0)
-			r = search_eval_content(p->prog, &p->sm[k],
-			    buf_cstr(&msg), msg.len);
-		p->res[k] = (signed char)r;
+		/* 0: renamed since the listing, for the caller (-2) */
+		p->res[k] = (signed char)(r < 0 ? -1 : r == 0 ? -2 :
+		    search_eval_content(p->prog, &p->sm[k], buf_cstr(&msg),
+		    msg.len));
 	}
 	buf_free(&msg);
 	return NULL;

@@ -235,6 +235,13 @@ int mbox_msglist_open(struct mbox_index *idx, int64_t id,
  */
 int mbox_msglist_read(struct mbox_index *idx, int64_t id,
     const struct mbox_msglist *l, size_t i, int header_only, struct buf *b);
+/*
+ * Read all of l->msgs[i] by the name the list holds, touching no index,
+ * so any thread may: 1, 0 when no file has that name any more (the
+ * caller looks again with mbox_msglist_read()), -1 with errno.
+ */
+int mbox_msglist_read_file(const struct mbox_msglist *l, size_t i,
+    struct buf *b);
 
 /*
  * Messages in set (NULL: all) whose modseq > changedsince (0: any), in

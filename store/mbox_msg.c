@@ -455,35 +455,60 @@ has_header_end(const char *p, size_t n)
 	    memmem(p, n, "\n\r\n", 3) != NULL;
 }
 
-int
-mbox_msglist_read(struct mbox_index *idx, int64_t id,
-    const struct mbox_msglist *l, size_t i, int header_only, struct buf *b)
+/* The rest of fd into b, or with header_only at least its header.
+ * 0, or -1 with errno (EFBIG: over b's max). */
+static int
+read_fd(int fd, int header_only, struct buf *b)
 {
 	char chunk[65536];
 	/* most headers fit in 4 KiB; a body is most of a mailbox's bytes */
 	size_t want = header_only ? 4096 : sizeof(chunk);
 	ssize_t n;
-	int fd, r;
 
-	buf_reset(b);
-	if ((r = mbox_msglist_open(idx, id, l, i, &fd)) <= 0)
-		return r;
 	while ((n = read(fd, chunk, want)) > 0) {
 		size_t from = b->len > 2 ? b->len - 2 : 0;
 
 		if (buf_append(b, chunk, (size_t)n) < 0) {
-			close(fd);
-			return mi_fail(idx, "message %u: larger than %zu bytes",
-			    l->msgs[i].uid, b->max);
+			errno = EFBIG;
+			return -1;
 		}
 		if (header_only && has_header_end(b->data + from,
 		    b->len - from))
 			break;
 		want = sizeof(chunk);
 	}
-	if (n < 0)
+	return n < 0 ? -1 : 0;
+}
+
+int
+mbox_msglist_read(struct mbox_index *idx, int64_t id,
+    const struct mbox_msglist *l, size_t i, int header_only, struct buf *b)
+{
+	int fd, r;
+
+	buf_reset(b);
+	if ((r = mbox_msglist_open(idx, id, l, i, &fd)) <= 0)
+		return r;
+	if (read_fd(fd, header_only, b) < 0)
 		r = mi_fail(idx, "read message %u: %s", l->msgs[i].uid,
-		    strerror(errno));
+		    errno == EFBIG ? "too large" : strerror(errno));
+	close(fd);
+	return r;
+}
+
+int
+mbox_msglist_read_file(const struct mbox_msglist *l, size_t i, struct buf *b)
+{
+	char path[PATH_MAX];
+	int fd, r = 1;
+
+	buf_reset(b);
+	if (mbox_msglist_path(l, i, path, sizeof(path)) < 0)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (read_fd(fd, 0, b) < 0)
+		r = -1;
 	close(fd);
 	return r;
 }
