@@ -237,8 +237,6 @@ int
 pop3_maildrop_update(struct pop3_maildrop *drop, size_t *removed_r,
     char *err, size_t errlen)
 {
-	struct mbox_store_req req = { .mode = MBOX_STORE_ADD,
-	    .flags = MBOX_F_DELETED };
 	struct mbox_uids gone = { 0 };
 	struct mbox_range *set;
 	size_t nset;
@@ -252,13 +250,12 @@ pop3_maildrop_update(struct pop3_maildrop *drop, size_t *removed_r,
 		return -1;
 	}
 	/*
-	 * \Deleted on exactly our UIDs, then an expunge limited to them:
-	 * messages another client marked \Deleted stay (its EXPUNGE, not
-	 * ours).  A message already gone is simply not found.
+	 * Exactly our UIDs, in one transaction: messages another client
+	 * marked \Deleted stay (its EXPUNGE, not ours), and an IMAP session
+	 * sees EXPUNGE with no \Deleted flag change before it.  A message
+	 * already gone is simply not found.
 	 */
-	r = mbox_store(drop->idx, drop->box, set, nset, &req, NULL, NULL);
-	if (r == 0)
-		r = mbox_expunge(drop->idx, drop->box, set, nset, &gone);
+	r = mbox_expunge_uids(drop->idx, drop->box, set, nset, &gone);
 	if (r < 0)
 		snprintf(err, errlen, "%s", mbox_index_error(drop->idx));
 	else

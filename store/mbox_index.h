@@ -325,6 +325,14 @@ int mbox_expunge(struct mbox_index *idx, int64_t id,
     const struct mbox_range *set, size_t nset, struct mbox_uids *expunged_r);
 
 /*
+ * Expunge exactly the messages in set, \Deleted or not, in one
+ * transaction: POP3's UPDATE, where other sessions must see the
+ * messages go without an intermediate \Deleted flag change.
+ */
+int mbox_expunge_uids(struct mbox_index *idx, int64_t id,
+    const struct mbox_range *set, size_t nset, struct mbox_uids *expunged_r);
+
+/*
  * UIDs expunged with a modseq > modseq (in set, or all), ascending: for
  * QRESYNC VANISHED (EARLIER) and for a session catching up with expunges
  * another session or a sync recorded.

@@ -254,8 +254,8 @@ mbox_store(struct mbox_index *idx, int64_t id,
 
 static int
 expunge_locked(struct mbox_index *idx, struct mi_box *b,
-    const struct mbox_range *set, size_t nset, struct mbox_uids *out,
-    int64_t *bytes, int64_t *count, int retry)
+    const struct mbox_range *set, size_t nset, int deleted_only,
+    struct mbox_uids *out, int64_t *bytes, int64_t *count, int retry)
 {
 	struct mbox_uids missing = { 0 };
 	struct mbox_range *again;
@@ -265,7 +265,7 @@ expunge_locked(struct mbox_index *idx, struct mi_box *b,
 	size_t n, i;
 	int r = -1;
 
-	if (mi_rows_load(idx, b->id, set, nset, 1, &rows, &n) < 0)
+	if (mi_rows_load(idx, b->id, set, nset, deleted_only, &rows, &n) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (mi_cur_path(path, sizeof(path), b->dir, rows[i].fname) < 0)
@@ -302,8 +302,8 @@ expunge_locked(struct mbox_index *idx, struct mi_box *b,
 			again[i].lo = again[i].hi = missing.uids[i];
 		r = mi_sync_locked(idx, b, NULL);
 		if (r == 0)
-			r = expunge_locked(idx, b, again, missing.count, out,
-			    bytes, count, 0);
+			r = expunge_locked(idx, b, again, missing.count,
+			    deleted_only, out, bytes, count, 0);
 		free(again);
 	}
 out:
@@ -320,9 +320,9 @@ cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-int
-mbox_expunge(struct mbox_index *idx, int64_t id,
-    const struct mbox_range *set, size_t nset, struct mbox_uids *expunged_r)
+static int
+expunge(struct mbox_index *idx, int64_t id, const struct mbox_range *set,
+    size_t nset, int deleted_only, struct mbox_uids *expunged_r)
 {
 	int64_t bytes = 0, count = 0;
 	struct mi_box b;
@@ -331,7 +331,7 @@ mbox_expunge(struct mbox_index *idx, int64_t id,
 	if (mi_begin(idx, 1) < 0)
 		return -1;
 	if (mi_box_need(idx, id, &b) < 0 || expunge_locked(idx, &b, set, nset,
-	    expunged_r, &bytes, &count, 1) < 0) {
+	    deleted_only, expunged_r, &bytes, &count, 1) < 0) {
 		mi_rollback(idx);
 		return -1;
 	}
@@ -346,5 +346,19 @@ mbox_expunge(struct mbox_index *idx, int64_t id,
 	if (count > 0)
 		(void)quota_add(idx->userdir, -bytes, -count);
 	return 0;
+}
+
+int
+mbox_expunge(struct mbox_index *idx, int64_t id,
+    const struct mbox_range *set, size_t nset, struct mbox_uids *expunged_r)
+{
+	return expunge(idx, id, set, nset, 1, expunged_r);
+}
+
+int
+mbox_expunge_uids(struct mbox_index *idx, int64_t id,
+    const struct mbox_range *set, size_t nset, struct mbox_uids *expunged_r)
+{
+	return expunge(idx, id, set, nset, 0, expunged_r);
 }
 

@@ -659,6 +659,39 @@ test_expunge(void **state)
 	assert_int_equal(tu_count_entries(path), 2);
 }
 
+/* POP3's UPDATE: exactly the listed UIDs, whatever their flags. */
+static void
+test_expunge_uids(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_uids gone = { 0 };
+	struct mbox_range set[2] = { { 1, 1 }, { 3, 4 } };
+	struct mbox_msglist l;
+	char names[4][256], path[1024];
+	uint64_t before, after;
+
+	deliver_n(f, 4, names);
+	sync_ok(f, f->inbox, NULL);
+	/* 2 is \Deleted by someone else: not ours to expunge. */
+	store(f, 2, 2, MBOX_STORE_ADD, MBOX_F_DELETED, NULL, 0, NULL, NULL);
+	assert_int_equal(mbox_highestmodseq(f->idx, f->inbox, &before), 0);
+	assert_int_equal(mbox_expunge_uids(f->idx, f->inbox, set, 2, &gone), 0);
+	assert_int_equal(gone.count, 3);
+	assert_int_equal(gone.uids[0], 1);
+	assert_int_equal(gone.uids[1], 3);
+	assert_int_equal(gone.uids[2], 4);
+	mbox_uids_free(&gone);
+	/* One modseq for the whole expunge, no flag change before it. */
+	assert_int_equal(mbox_highestmodseq(f->idx, f->inbox, &after), 0);
+	assert_int_equal(after, before + 1);
+	messages(f, f->inbox, &l);
+	assert_int_equal(l.count, 1);
+	assert_int_equal(l.msgs[0].uid, 2);
+	mbox_msglist_free(&l);
+	snprintf_checked(path, sizeof(path), "%s/cur", f->user);
+	assert_int_equal(tu_count_entries(path), 1);
+}
+
 /* Rebuild: the same flags and keywords, a new UIDVALIDITY. */
 static void
 check_rebuilt(struct fixture *f, uint32_t old_uv)
@@ -1404,6 +1437,7 @@ main(void)
 		T(test_append_fd_and_quota),
 		T(test_copy_and_move),
 		T(test_expunge),
+		T(test_expunge_uids),
 		T(test_rebuild_when_missing),
 		T(test_rebuild_when_corrupt),
 		T(test_rebuild_on_check),
