@@ -12,17 +12,19 @@ BUILD   ?= build
 BINDIR  ?= bin
 PYTHON  ?= /usr/bin/python3
 
-PKGS    := openssl sqlite3 libsasl2 libxcrypt zlib
+PKGS    := openssl sqlite3 libsasl2 libxcrypt zlib opendkim
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian 12
 EV_LIBS := -lev
+# MX lookups (res_nquery, ns_parserr) live in libresolv
+RESOLV_LIBS := -lresolv
 
 CFLAGS  ?= -O2 -g
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
            -Wvla -fno-strict-aliasing -D_GNU_SOURCE -pthread $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 override LDFLAGS += -pthread $(EXTRA_LDFLAGS)
-LIBS    := $(PKG_LIBS) $(EV_LIBS)
+LIBS    := $(PKG_LIBS) $(EV_LIBS) $(RESOLV_LIBS)
 
 COMMON_SRC := $(wildcard common/*.c) $(wildcard store/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)

@@ -130,5 +130,12 @@ int adm_user_enable(struct adm_ctx *ctx, int argc, char **argv);
 int adm_alias_add(struct adm_ctx *ctx, int argc, char **argv);
 int adm_alias_del(struct adm_ctx *ctx, int argc, char **argv);
 int adm_alias_list(struct adm_ctx *ctx, int argc, char **argv);
+int adm_dkim_keygen(struct adm_ctx *ctx, int argc, char **argv);
+int adm_dkim_list(struct adm_ctx *ctx, int argc, char **argv);
+int adm_dkim_retire(struct adm_ctx *ctx, int argc, char **argv);
+int adm_dns(struct adm_ctx *ctx, int argc, char **argv);
+int adm_queue_list(struct adm_ctx *ctx, int argc, char **argv);
+int adm_queue_flush(struct adm_ctx *ctx, int argc, char **argv);
+int adm_queue_del(struct adm_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -34,6 +34,14 @@ static const struct adm_command commands[] = {
 	{ "alias", "add", adm_alias_add, "SOURCE TARGET   (SOURCE @domain = catch-all)" },
 	{ "alias", "del", adm_alias_del, "SOURCE [TARGET]" },
 	{ "alias", "list", adm_alias_list, "[DOMAIN]" },
+	{ "dkim", "keygen", adm_dkim_keygen,
+	    "DOMAIN [--selector S] [--bits 2048]" },
+	{ "dkim", "list", adm_dkim_list, "[DOMAIN]" },
+	{ "dkim", "retire", adm_dkim_retire, "DOMAIN SELECTOR" },
+	{ "dns", NULL, adm_dns, "DOMAIN" },
+	{ "queue", "list", adm_queue_list, "" },
+	{ "queue", "flush", adm_queue_flush, "" },
+	{ "queue", "del", adm_queue_del, "ID" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "buf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@ enum keytype {
 	KT_LISTEN,	/* struct listen_set */
 	KT_SPFREJECT,	/* int */
 	KT_HOSTPORT,	/* char[], empty or host:port */
+	KT_IPFAMILY,	/* int: enum ip_family */
+	KT_IP4,		/* char[], empty or an IPv4 address */
+	KT_IP6,		/* char[], empty or an IPv6 address */
 };
 
 struct keydef {
@@ -59,6 +63,12 @@ static const struct keydef keys[] = {
 	{ SEC_SMTPD, "relayhost", KT_HOSTPORT, F(relayhost) },
 	{ SEC_SMTPD, "relayhost_user", KT_STR, F(relayhost_user) },
 	{ SEC_SMTPD, "relayhost_password", KT_STR, F(relayhost_password) },
+	{ SEC_SMTPD, "relayhost_password_file", KT_STR, F(relayhost_password_file) },
+	{ SEC_SMTPD, "outbound_ip_family", KT_IPFAMILY, F(outbound_ip_family) },
+	{ SEC_SMTPD, "outbound_ip", KT_IP4, F(outbound_ip) },
+	{ SEC_SMTPD, "outbound_ip6", KT_IP6, F(outbound_ip6) },
+	{ SEC_SMTPD, "outbound_connections", KT_UINT,
+	    FMAX(outbound_connections, CONFIG_MAX_OUTBOUND) },
 	{ SEC_SMTPD, "queue_lifetime", KT_DURATION, F(queue_lifetime) },
 	{ SEC_SMTPD, "max_recipients", KT_UINT, F(max_recipients) },
 	{ SEC_SMTPD, "delivery_threads", KT_UINT, F(delivery_threads) },
@@ -153,6 +163,7 @@ config_defaults(struct config *cfg)
 	cfg->queue_lifetime = 5 * 86400;
 	cfg->max_recipients = 100;
 	cfg->delivery_threads = 32;
+	cfg->outbound_connections = 20;
 
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 143, LISTEN_IMAP);
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 993, LISTEN_IMAPS);
@@ -356,6 +367,42 @@ set_value(struct config *cfg, const struct keydef *k, enum section sec,
 			return -1;
 		}
 		memcpy(field, &b, sizeof(b));
+		return 0;
+	}
+	case KT_IPFAMILY: {
+		int fam;
+
+		if (vlen == 3 && strncmp(v, "any", 3) == 0)
+			fam = IP_FAMILY_ANY;
+		else if (vlen == 4 && strncmp(v, "ipv4", 4) == 0)
+			fam = IP_FAMILY_IPV4;
+		else if (vlen == 4 && strncmp(v, "ipv6", 4) == 0)
+			fam = IP_FAMILY_IPV6;
+		else {
+			*why = "expected any, ipv4 or ipv6";
+			return -1;
+		}
+		memcpy(field, &fam, sizeof(fam));
+		return 0;
+	}
+	case KT_IP4:
+	case KT_IP6: {
+		unsigned char a[16];
+		char tmp[64];
+
+		if (vlen >= sizeof(tmp) || vlen >= k->size) {
+			*why = "value too long";
+			return -1;
+		}
+		memcpy(tmp, v, vlen);
+		tmp[vlen] = '\0';
+		if (vlen > 0 && inet_pton(k->type == KT_IP4 ? AF_INET : AF_INET6,
+		    tmp, a) != 1) {
+			*why = k->type == KT_IP4 ? "expected an IPv4 address" :
+			    "expected an IPv6 address";
+			return -1;
+		}
+		memcpy(field, tmp, vlen + 1);
 		return 0;
 	}
 	case KT_SPFREJECT: {

@@ -16,6 +16,10 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_STR_MAX 1024
 #define CONFIG_MAX_WORKERS 64
+#define CONFIG_MAX_OUTBOUND 500
+
+/* outbound_ip_family: which address family the queue runner connects over. */
+enum ip_family { IP_FAMILY_ANY, IP_FAMILY_IPV4, IP_FAMILY_IPV6 };
 
 enum listen_kind {
 	LISTEN_SMTP,		/* port 25: MX, STARTTLS optional, no AUTH */
@@ -59,6 +63,11 @@ struct config {
 	char relayhost[256];
 	char relayhost_user[256];
 	char relayhost_password[256];
+	char relayhost_password_file[CONFIG_STR_MAX];	/* first line */
+	int outbound_ip_family;		/* enum ip_family */
+	char outbound_ip[64];		/* source address, "" = kernel's */
+	char outbound_ip6[64];
+	unsigned outbound_connections;	/* simultaneous outbound deliveries */
 	uint64_t queue_lifetime;	/* seconds */
 	unsigned max_recipients;	/* per message */
 	unsigned max_connections_per_ip;	/* all daemons */
