@@ -73,6 +73,8 @@ int adm_args(const struct adm_ctx *ctx, int argc, char **argv,
 int adm_owner_lookup(struct adm_ctx *ctx);	/* ADM_OK / ADM_FAIL */
 /* Drop to the owner (when set), then open the DB.  ADM_OK / ADM_FAIL. */
 int adm_open_db(struct adm_ctx *ctx, int create);
+/* Drop to the owner (when set) without opening the DB: queue files. */
+int adm_drop_privs(struct adm_ctx *ctx);
 
 /* adm_fs.c */
 /* mkdir -p: missing parents 0755, path itself leaf_mode.  0 / -1 err. */

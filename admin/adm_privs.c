@@ -60,6 +60,18 @@ adm_drop(const struct adm_owner *o)
 }
 
 int
+adm_drop_privs(struct adm_ctx *ctx)
+{
+	int r;
+
+	if ((r = adm_owner_lookup(ctx)) != ADM_OK ||
+	    (r = adm_drop(&ctx->owner)) != ADM_OK)
+		return r;
+	ctx->owner.set = 0;	/* dropped: nothing left to drop */
+	return ADM_OK;
+}
+
+int
 adm_open_db(struct adm_ctx *ctx, int create)
 {
 	char err[CONFIG_STR_MAX + 512];
@@ -67,10 +79,8 @@ adm_open_db(struct adm_ctx *ctx, int create)
 
 	if (ctx->db != NULL)
 		return ADM_OK;
-	if ((r = adm_owner_lookup(ctx)) != ADM_OK ||
-	    (r = adm_drop(&ctx->owner)) != ADM_OK)
+	if ((r = adm_drop_privs(ctx)) != ADM_OK)
 		return r;
-	ctx->owner.set = 0;	/* dropped: nothing left to drop */
 	if (db_open(ctx->cfg.database, create, &ctx->db, err, sizeof(err)) < 0)
 		return adm_fail("%s", err);
 	return ADM_OK;

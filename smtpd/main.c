@@ -4,14 +4,17 @@
  * SIGTERM that never drops a message it acknowledged.
  */
 #include "smtpd.h"
+#include "queue_runner.h"
 #include "../common/log.h"
 #include "../common/privdrop.h"
+#include "../common/srs.h"
 #include "../common/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 /* SASL is set up only where some listener can use it. */
@@ -49,12 +52,73 @@ smtpd_on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			conn_abort(s->c);
 }
 
+static void smtpd_runner_start(struct smtpd *d);
+
+static void
+smtpd_on_runner_restart(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	smtpd_runner_start(w->data);
+}
+
+/* The runner exited: expected at stop, otherwise start another. */
+static void
+smtpd_on_runner_exit(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct smtpd *d = w->data;
+	time_t lived = time(NULL) - d->runner_started;
+
+	(void)revents;
+	ev_child_stop(loop, w);
+	d->runner_pid = 0;
+	if (d->stopping)
+		return;
+	/* Dying at once again and again (a bad relayhost file...): back off. */
+	d->runner_backoff = lived < 10 ? (d->runner_backoff < 1 ? 1 :
+	    d->runner_backoff * 2) : 1;
+	if (d->runner_backoff > 60)
+		d->runner_backoff = 60;
+	log_warn("queue runner exited (%s %d), starting another in %.0fs",
+	    WIFSIGNALED(w->rstatus) ? "signal" : "status",
+	    WIFSIGNALED(w->rstatus) ? WTERMSIG(w->rstatus) :
+	    WEXITSTATUS(w->rstatus), d->runner_backoff);
+	ev_timer_init(&d->runner_restart, smtpd_on_runner_restart,
+	    d->runner_backoff, 0.);
+	d->runner_restart.data = d;
+	ev_timer_start(loop, &d->runner_restart);
+}
+
+static void
+smtpd_runner_start(struct smtpd *d)
+{
+	pid_t pid = queue_runner_spawn(&d->cfg, &d->srv);
+
+	if (pid < 0) {
+		log_error("cannot start the queue runner: %s", strerror(errno));
+		d->runner_backoff = 10;
+		ev_timer_init(&d->runner_restart, smtpd_on_runner_restart,
+		    d->runner_backoff, 0.);
+		d->runner_restart.data = d;
+		ev_timer_start(d->loop, &d->runner_restart);
+		return;
+	}
+	d->runner_pid = pid;
+	d->runner_started = time(NULL);
+	ev_child_init(&d->runner_w, smtpd_on_runner_exit, pid, 0);
+	d->runner_w.data = d;
+	ev_child_start(d->loop, &d->runner_w);
+}
+
 static void
 smtpd_on_stop(struct server *srv)
 {
 	struct smtpd *d = srv->arg;
 
 	d->stopping = 1;
+	ev_timer_stop(d->loop, &d->runner_restart);
+	if (d->runner_pid > 0)
+		kill(d->runner_pid, SIGTERM);	/* ev_child waits for it */
 	smtp_session_shutdown_all(d);
 	ev_timer_init(&d->stop_timer, smtpd_on_stop_timer, 30., 0.);
 	d->stop_timer.data = d;
@@ -97,8 +161,13 @@ main(int argc, char **argv)
 	if (mkdir(d.cfg.queue_dir, 0700) < 0 && errno != EEXIST)
 		log_fatal("%s: cannot create queue_dir: %s (run mailadm init)",
 		    d.cfg.queue_dir, strerror(errno));
+	if (srs_secret_load(d.cfg.state_dir, 1, d.srs_key, err,
+	    sizeof(err)) < 0)
+		log_fatal("%s", err);
 
 	d.loop = ev_default_loop(EVFLAG_AUTO);
+	/* Before the delivery threads exist: the child starts with none. */
+	smtpd_runner_start(&d);
 	d.pool = pool_new(d.loop, d.cfg.delivery_threads);
 	if (d.pool == NULL)
 		log_fatal("cannot start delivery threads");

@@ -6,11 +6,13 @@
  */
 #include "smtpd.h"
 #include "../common/log.h"
+#include "../common/srs.h"
 #include "../store/quota.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static int
 tx_add_mailbox(struct smtp_tx *tx, const char *address, const char *dir,
@@ -73,6 +75,48 @@ postmaster_domain(struct smtpd *d, struct mailaddr *a)
 	addr_lower(a->domain);
 }
 
+/*
+ * A bounce coming back to an address our queue runner made with SRS:
+ * verified with our secret, then relayed to the original sender.  A
+ * forged or expired one is refused, so that SRS addresses never make us
+ * an open relay.  1 when answered, 0 when a is not an SRS address.
+ */
+static int
+smtp_rcpt_srs(struct smtp_session *s, const struct mailaddr *a,
+    const char *shown)
+{
+	char addr[ADDR_MAX], orig[ADDR_MAX];
+
+	if (addr_format(a, addr, sizeof(addr)) < 0)
+		return 0;
+	switch (srs_reverse(s->d->srs_key, addr, time(NULL), orig,
+	    sizeof(orig))) {
+	case SRS_NOT_SRS:
+		return 0;
+	case SRS_OK:
+		break;
+	default:
+		log_info("sid=%s ip=%s reject RCPT <%s>: invalid SRS address",
+		    s->c->sid, s->c->ip, shown);
+		smtp_reply(s, 550, "5.1.1 <%s>: Recipient address rejected: "
+		    "invalid or expired SRS address", shown);
+		smtp_session_error(s);
+		return 1;
+	}
+	if (tx_add_external(s->tx, orig, addr) < 0) {
+		smtp_reply(s, 451, "4.3.0 Out of memory, try again later");
+		return 1;
+	}
+	log_info("sid=%s ip=%s RCPT <%s>: SRS address of <%s>", s->c->sid,
+	    s->c->ip, shown, orig);
+	if (s->tx->nrcpt++ == 0)
+		strlcpy_checked(s->tx->first_rcpt, shown,
+		    sizeof(s->tx->first_rcpt));
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, 250, "2.1.5 Ok");
+	return 1;
+}
+
 void
 smtp_cmd_rcpt_resolve(struct smtp_session *s, const struct mailaddr *to,
     const char *shown)
@@ -122,6 +166,12 @@ smtp_cmd_rcpt_resolve(struct smtp_session *s, const struct mailaddr *to,
 		smtp_reply(s, 554, "5.7.1 <%s>: Relay access denied", shown);
 		smtp_session_error(s);
 		return;
+	}
+	switch (smtp_rcpt_srs(s, &a, shown)) {
+	case 1:
+		return;		/* answered */
+	default:
+		break;		/* not an SRS address: an ordinary one */
 	}
 	memset(&res, 0, sizeof(res));
 	st = db_resolve(d->db, &a, &res);

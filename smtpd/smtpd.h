@@ -49,6 +49,13 @@ struct smtpd {
 	ev_timer stop_timer;
 	unsigned long msg_seq;
 	char spool_dir[CONFIG_STR_MAX + 16];
+	unsigned char srs_key[32];	/* verifies SRS addresses at RCPT */
+	/* the queue runner child (queue_runner.c) */
+	pid_t runner_pid;
+	ev_child runner_w;
+	ev_timer runner_restart;
+	time_t runner_started;
+	double runner_backoff;
 };
 
 enum smtp_state {

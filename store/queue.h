@@ -103,4 +103,17 @@ int queue_env_write(const char *queue_dir, const struct queue_env *env);
  * (ENOENT when neither file existed). */
 int queue_remove(const char *queue_dir, const char *id);
 
+/*
+ * The ids of the committed entries (those with an .env), sorted (ids
+ * start with the creation time, so this is oldest first).  A missing
+ * queue_dir is an empty queue.  0 or -1 errno.  Free with
+ * queue_scan_free.
+ */
+int queue_scan(const char *queue_dir, char ***ids_r, size_t *n_r);
+void queue_scan_free(char **ids, size_t n);
+
+/* The file whose creation asks the running queue runner to retry now. */
+#define QUEUE_FLUSH_NAME ".flush"
+int queue_request_flush(const char *queue_dir);
+
 #endif

@@ -3,7 +3,8 @@ account DB, Maildirs, a running smtpd on free loopback ports), a raw SMTP
 client that shows exactly what the server said, and readers for what
 landed on disk.
 
-Everything here talks to 127.0.0.1 only, and every wait is bounded.
+Everything here talks to 127.0.0.1 only (unless an Instance is given another
+loopback host, see netns.py/outbound.py), and every wait is bounded.
 Failures say what the client saw and what it expected, never what the
 daemon logged (the daemon's stderr is only attached to failure reports).
 """
@@ -55,11 +56,11 @@ def t(seconds):
 _ports_given = set()
 
 
-def free_port():
-    """A loopback TCP port that was free a moment ago, below the kernel's
-    ephemeral range (ip_local_port_range starts at 32768): a port from
-    that range can be taken as the source port of some client connection
-    before the daemon binds it ("Address already in use")."""
+def free_port(host="127.0.0.1"):
+    """A loopback TCP port that was free a moment ago (on `host`), below
+    the kernel's ephemeral range (ip_local_port_range starts at 32768): a
+    port from that range can be taken as the source port of some client
+    connection before the daemon binds it ("Address already in use")."""
     rnd = random.Random()
     for _ in range(1000):
         port = rnd.randrange(20000, 32768)
@@ -67,7 +68,7 @@ def free_port():
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             continue
         finally:
@@ -217,7 +218,7 @@ class Delivered:
         assert int(m.group(2)) == w, \
             f"{self.name}: W={m.group(2)} but size + LFs = {w}"
 
-    def check_trace(self, sender, rcpt):
+    def check_trace(self, sender, rcpt, hostname=HOSTNAME):
         assert not self.problems, \
             f"{self.name}: trace headers wrong: {'; '.join(self.problems)}\n" \
             f"file starts with:\n{self.data[:400].decode('utf-8', 'replace')}"
@@ -226,8 +227,8 @@ class Delivered:
         dt = (self.delivered_to or "").strip("<>").lower()
         assert dt == rcpt.lower(), \
             f"{self.name}: Delivered-To is {self.delivered_to!r}, expected {rcpt!r}"
-        assert f"by {HOSTNAME}" in self.received, \
-            f"{self.name}: Received header {self.received!r} lacks 'by {HOSTNAME}'"
+        assert f"by {hostname}" in self.received, \
+            f"{self.name}: Received header {self.received!r} lacks 'by {hostname}'"
         assert re.search(r"\bfrom\b", self.received), \
             f"{self.name}: Received header {self.received!r} lacks 'from'"
 
@@ -291,14 +292,15 @@ def expect(reply, code, enhanced=None, after=""):
 class SMTPClient:
     """A line-exact SMTP client on a raw socket."""
 
-    def __init__(self, port, timeout=None, connect=True):
+    def __init__(self, port, timeout=None, connect=True, host="127.0.0.1"):
         self.port = port
+        self.host = host
         self.timeout = timeout if timeout is not None else t(15)
         self.buf = b""
         self.sock = None
         self.tls = False
         if connect:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=self.timeout)
+            self.sock = socket.create_connection((host, port), timeout=self.timeout)
 
     # -- low level
     def send(self, data):
@@ -449,7 +451,7 @@ def client_tls_context(minimum=ssl.TLSVersion.TLSv1_2, maximum=None):
 # ---------------------------------------------------------------- instance
 
 BASE_TOP = [
-    ("hostname", HOSTNAME),
+    ("hostname", "{HOSTNAME}"),
     ("state_dir", "{T}/state"),
     ("database", "{T}/state/buzon.db"),
     ("mail_dir", "{T}/mail"),
@@ -459,26 +461,40 @@ BASE_TOP = [
     ("tls_key", "{T}/tls/key.pem"),
 ]
 BASE_SECTIONS = {
-    "smtpd": [("listen", "127.0.0.1:{SMTP} smtp"), ("max_message_size", "1M"),
-              ("max_recipients", "100")],
-    "imapd": [("listen", "127.0.0.1:{IMAP} imap"), ("listen", "127.0.0.1:{IMAPS} imaps")],
-    "pop3d": [("listen", "127.0.0.1:{POP3} pop3")],
+    # Outbound mail goes to the discard port, where nothing listens: the
+    # queue runner never looks up an MX (no DNS query, no connection
+    # beyond loopback) unless a test routes it somewhere on purpose.
+    "smtpd": [("listen", "{HOST}:{SMTP} smtp"), ("max_message_size", "1M"),
+              ("max_recipients", "100"), ("relayhost", "127.0.0.1:9")],
+    "imapd": [("listen", "{HOST}:{IMAP} imap"), ("listen", "{HOST}:{IMAPS} imaps")],
+    "pop3d": [("listen", "{HOST}:{POP3} pop3")],
     "policy": [("spf", "off"), ("dkim_verify", "off"), ("dmarc", "off"), ("dnsbl", "")],
 }
 
 
 class Instance:
-    """A throw-away Buzón: directory, config, account DB, smtpd."""
+    """A throw-away Buzón: directory, config, account DB, smtpd.
 
-    def __init__(self, root, overrides=None):
+    By default it is mail.example.test on 127.0.0.1 with the users of
+    PASSWORDS in example.test.  Another loopback address (host), hostname,
+    domain and users (passwords: {address: password}) and a fixed smtp
+    port (e.g. 25 inside a private network namespace, see netns.py) make
+    a second instance that other instances reach by MX."""
+
+    def __init__(self, root, overrides=None, host="127.0.0.1", hostname=HOSTNAME,
+                 domain=DOMAIN, passwords=None, smtp_port=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.smtp_port = free_port()
-        self.imap_port = free_port()
-        self.imaps_port = free_port()
-        self.pop3_port = free_port()
-        self.submission_port = free_port()     # used by add_submission_listeners
-        self.submissions_port = free_port()
+        self.host = host
+        self.hostname = hostname
+        self.domain = domain
+        self.passwords = dict(PASSWORDS if passwords is None else passwords)
+        self.smtp_port = smtp_port or free_port(host)
+        self.imap_port = free_port(host)
+        self.imaps_port = free_port(host)
+        self.pop3_port = free_port(host)
+        self.submission_port = free_port(host)     # used by add_submission_listeners
+        self.submissions_port = free_port(host)
         self.state_dir = self.root / "state"
         self.database = self.state_dir / "buzon.db"
         self.mail_dir = self.root / "mail"
@@ -495,7 +511,8 @@ class Instance:
     def write_conf(self, overrides):
         """overrides: {"top": {key: value}, "smtpd": {...}, ...}; a value
         replaces the base line with that key, or is added; None removes."""
-        subst = {"T": str(self.root), "SMTP": self.smtp_port,
+        subst = {"T": str(self.root), "HOST": self.host, "HOSTNAME": self.hostname,
+                 "SMTP": self.smtp_port,
                  "IMAP": self.imap_port, "IMAPS": self.imaps_port,
                  "POP3": self.pop3_port, "SUBMISSION": self.submission_port,
                  "SUBMISSIONS": self.submissions_port}
@@ -526,8 +543,8 @@ class Instance:
         """Give [smtpd] a submission (STARTTLS) and a submissions
         (implicit TLS) listener next to the smtp one, on
         self.submission_port / self.submissions_port.  Before start_smtpd."""
-        extra = (f"listen = 127.0.0.1:{self.submission_port} submission\n"
-                 f"listen = 127.0.0.1:{self.submissions_port} submissions\n")
+        extra = (f"listen = {self.host}:{self.submission_port} submission\n"
+                 f"listen = {self.host}:{self.submissions_port} submissions\n")
         if extra not in self.conf_text:
             self.conf_text = self.conf_text.replace("[smtpd]\n", "[smtpd]\n" + extra, 1)
             self.conf.write_text(self.conf_text)
@@ -551,8 +568,8 @@ class Instance:
     def setup_accounts(self):
         (self.root / "tls").mkdir(mode=0o700, exist_ok=True)
         self.mailadm("init", check=True)
-        self.mailadm("domain", "add", DOMAIN, check=True)
-        for addr, pw in PASSWORDS.items():
+        self.mailadm("domain", "add", self.domain, check=True)
+        for addr, pw in self.passwords.items():
             self.mailadm("user", "add", addr, "--password-stdin", input=pw + "\n",
                          check=True)
 
@@ -581,7 +598,8 @@ class Instance:
                     f"smtpd exited with code {self.proc.returncode} during start-up; "
                     f"stderr:\n{tail(self.stderr_path)}")
             try:
-                with SMTPClient(self.smtp_port, timeout=max(0.5, deadline - time.monotonic())) as c:
+                with SMTPClient(self.smtp_port, timeout=max(0.5, deadline - time.monotonic()),
+                                host=self.host) as c:
                     g = c.greeting()
                     if g.code == 220:
                         try:
@@ -598,7 +616,7 @@ class Instance:
         self.proc.kill()
         self.proc.wait(timeout=t(10))
         raise AssertionError(
-            f"smtpd did not greet with 220 on 127.0.0.1:{self.smtp_port} within "
+            f"smtpd did not greet with 220 on {self.host}:{self.smtp_port} within "
             f"{timeout:.0f}s (last: {last}); stderr:\n{tail(self.stderr_path)}")
 
     def stop_smtpd(self):
@@ -676,7 +694,7 @@ class Instance:
         return sorted(p for p in self.queue_dir.iterdir() if p.suffix == ".env")
 
     def connect(self, greet=True, ehlo=True):
-        c = SMTPClient(self.smtp_port)
+        c = SMTPClient(self.smtp_port, host=self.host)
         if greet:
             expect(c.greeting(), 220, after="connect")
             if ehlo:
