@@ -87,7 +87,12 @@ Buzón demo is running in $RUN (logs: $RUN/*.log, mail: $RUN/mail/$DOMAIN/demo/)
   Send as the user (submission: STARTTLS, then AUTH; the From must be theirs):
     swaks --to $USER --from $USER --server 127.0.0.1:$SUB_PORT --tls --auth-user $USER --auth-password $PASSWORD
   Thunderbird outgoing server: 127.0.0.1 port $SUB_PORT, STARTTLS, user name $USER,
-  normal password.  Mail to other domains waits in $RUN/queue (no queue runner yet).
+  normal password.  Mail to other domains goes out by their MX records from this
+  machine, DKIM-signed once you make a key; set relayhost in $CONF if port 25
+  out is blocked.  What waits, and the DNS records to publish:
+    $MAILADM queue list
+    $MAILADM dkim keygen $DOMAIN --selector s1
+    $MAILADM dns $DOMAIN
 
   Read it with mutt (the Maildir is the mailbox):
     mutt -f $RUN/mail/$DOMAIN/demo/
