@@ -219,10 +219,12 @@ worker_main(void *arg)
 	char err[1024];
 	struct job *j;
 
+	/*
+	 * The database is opened at the first job, not here: twenty
+	 * threads opening one WAL database at the same instant can make
+	 * SQLite give up with SQLITE_PROTOCOL.
+	 */
 	w.seed = (unsigned)(uintptr_t)&w ^ (unsigned)time(NULL);
-	if (db_open(s->r.cfg.database, 0, &w.db, err, sizeof(err)) < 0)
-		log_error("queue: %s (local deliveries and DKIM keys will "
-		    "wait)", err);
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		while (s->todo == NULL && !s->r.stopping)
@@ -239,6 +241,7 @@ worker_main(void *arg)
 
 		if (w.db == NULL && db_open(s->r.cfg.database, 0, &w.db, err,
 		    sizeof(err)) < 0) {
+			log_error("queue: id=%s waits: %s", j->id, err);
 			j->result = ATTEMPT_RETRY;
 			j->next_try = time(NULL) + 60;
 		} else {
