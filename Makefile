@@ -17,8 +17,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian 12
 EV_LIBS := -lev
-# MX lookups (res_nquery, ns_parserr) live in libresolv
-RESOLV_LIBS := -lresolv
+# MX lookups (res_nquery, ns_parserr) live in libresolv; libspf2 and
+# libopendmarc ship no .pc file either
+RESOLV_LIBS := -lresolv -lspf2 -lopendmarc
 
 CFLAGS  ?= -O2 -g
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
@@ -117,6 +118,7 @@ run: all
 
 bench: all
 	$(PYTHON) bench/smtp_inbound
+	$(PYTHON) bench/smtp_outbound
 	$(PYTHON) bench/imap_idle --connections 10000 --fast-hash
 	$(PYTHON) bench/imap_mix --clients 1,10,50 --transports tls \
 	    --modes mix,fetch --session-clients 10 --hash sha512crypt
@@ -126,7 +128,7 @@ DEBS := build-essential pkg-config clang libclang-rt-14-dev \
 	libev-dev libssl-dev libsasl2-dev libsasl2-modules libsqlite3-dev \
 	libspf2-dev libopendkim-dev libopendmarc-dev libcrypt-dev libcmocka-dev zlib1g-dev \
 	python3 python3-pytest python3-dnslib python3-dkim \
-	swaks libnet-ssleay-perl libio-socket-ssl-perl netcat-openbsd openssl sqlite3 curl isync fetchmail mutt unbound postfix procps iproute2
+	swaks libnet-ssleay-perl libio-socket-ssl-perl netcat-openbsd openssl sqlite3 curl isync fetchmail mutt unbound postfix procps iproute2 publicsuffix
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then \

@@ -68,6 +68,16 @@ struct adm_opt {
  */
 int adm_args(const struct adm_ctx *ctx, int argc, char **argv,
     const struct adm_opt *opts, char **pos, int nmin, int nmax, int *npos);
+/*
+ * The usual starts of a command, arguments then the database open: a
+ * list ("mailadm dkim list [DOMAIN]": *domain_r NULL without one, checked
+ * by the list itself), or one domain ("mailadm dns DOMAIN": its normal
+ * form into d, ADDR_DOMAIN_MAX + 1 bytes).  ADM_*.
+ */
+int adm_args_list(struct adm_ctx *ctx, int argc, char **argv,
+    const char **domain_r);
+int adm_args_domain(struct adm_ctx *ctx, int argc, char **argv, char *d,
+    size_t dsz);
 
 /* adm_privs.c */
 int adm_owner_lookup(struct adm_ctx *ctx);	/* ADM_OK / ADM_FAIL */
@@ -112,6 +122,31 @@ void adm_table_free(struct adm_table *t);
 /* A JSON string literal of s, escaped.  0 / -1. */
 int adm_json_str(struct buf *b, const char *s);
 void adm_print_buf(const struct buf *b);
+
+/*
+ * --json output built whole before anything is printed: a list is an
+ * array of objects, one per line (`[\n  {...},\n  {...}\n]`), nested
+ * values inline.  adm_json_open(j, key, '[' or '{') starts a value (key
+ * NULL inside an array or at the top), adm_json_close ends the innermost;
+ * the field functions add "key":value to the open object.  Errors stick
+ * until adm_json_print, which prints everything or nothing.
+ */
+#define ADM_JSON_DEPTH 4
+struct adm_json {
+	struct buf b;
+	int err;
+	unsigned depth;
+	char close[ADM_JSON_DEPTH];	/* ']' or '}' of each open value */
+	size_t count[ADM_JSON_DEPTH];	/* items in each open value */
+};
+void adm_json_init(struct adm_json *j);
+void adm_json_open(struct adm_json *j, const char *key, char kind);
+void adm_json_close(struct adm_json *j);
+void adm_json_field_str(struct adm_json *j, const char *key, const char *v);
+void adm_json_field_bool(struct adm_json *j, const char *key, int v);
+void adm_json_field_int(struct adm_json *j, const char *key, long long v);
+/* Print it with a final LF and free it.  ADM_OK, or ADM_FAIL (said). */
+int adm_json_print(struct adm_json *j);
 /* 2147483648 -> "2G", 0 -> "none". */
 void adm_format_size(uint64_t bytes, char *out, size_t outsz);
 /* Unix time -> "2024-11-23 08:41" (local time). */
@@ -136,8 +171,10 @@ int adm_dkim_keygen(struct adm_ctx *ctx, int argc, char **argv);
 int adm_dkim_list(struct adm_ctx *ctx, int argc, char **argv);
 int adm_dkim_retire(struct adm_ctx *ctx, int argc, char **argv);
 int adm_dns(struct adm_ctx *ctx, int argc, char **argv);
+int adm_check(struct adm_ctx *ctx, int argc, char **argv);
 int adm_queue_list(struct adm_ctx *ctx, int argc, char **argv);
 int adm_queue_flush(struct adm_ctx *ctx, int argc, char **argv);
 int adm_queue_del(struct adm_ctx *ctx, int argc, char **argv);
+int adm_dmarc_report(struct adm_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -97,24 +97,20 @@ kind_name(const struct db_alias_info *a)
 static int
 print_json(const struct db_alias_info *l, size_t n)
 {
-	struct buf b;
+	struct adm_json j;
 	size_t i;
-	int r = 0;
 
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < n; i++) {
-		r |= buf_puts(&b, i ? ",\n  {\"source\":" : "\n  {\"source\":");
-		r |= adm_json_str(&b, l[i].source);
-		r |= buf_puts(&b, ",\"target\":");
-		r |= adm_json_str(&b, l[i].target);
-		r |= buf_printf(&b, ",\"kind\":\"%s\"}", kind_name(&l[i]));
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "source", l[i].source);
+		adm_json_field_str(&j, "target", l[i].target);
+		adm_json_field_str(&j, "kind", kind_name(&l[i]));
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
 int
@@ -123,16 +119,13 @@ adm_alias_list(struct adm_ctx *ctx, int argc, char **argv)
 	static const char *const header[] = { "SOURCE", "TARGET", "KIND" };
 	struct db_alias_info *l;
 	struct adm_table t;
-	const char *error;
-	char *pos[1] = { NULL };
+	const char *domain, *error;
 	size_t i, n;
-	int r, np;
+	int r;
 
-	if ((r = adm_args(ctx, argc, argv, NULL, pos, 0, 1, &np)) != ADM_OK)
+	if ((r = adm_args_list(ctx, argc, argv, &domain)) != ADM_OK)
 		return r;
-	if ((r = adm_open_db(ctx, 0)) != ADM_OK)
-		return r;
-	if (db_admin_alias_list(ctx->db, pos[0], &l, &n, &error) < 0)
+	if (db_admin_alias_list(ctx->db, domain, &l, &n, &error) < 0)
 		return adm_fail("%s", error);
 	if (ctx->json) {
 		r = print_json(l, n);

@@ -5,6 +5,7 @@
  * is a usage error (exit 2), never silently ignored.
  */
 #include "adm.h"
+#include "../common/db_admin.h"
 #include "../common/log.h"
 
 #include <string.h>
@@ -66,4 +67,34 @@ adm_args(const struct adm_ctx *ctx, int argc, char **argv,
 		return adm_usage_fail(ctx, "missing argument");
 	*npos = n;
 	return ADM_OK;
+}
+
+int
+adm_args_list(struct adm_ctx *ctx, int argc, char **argv,
+    const char **domain_r)
+{
+	char *pos[1] = { NULL };
+	int r, n;
+
+	*domain_r = NULL;
+	if ((r = adm_args(ctx, argc, argv, NULL, pos, 0, 1, &n)) != ADM_OK ||
+	    (r = adm_open_db(ctx, 0)) != ADM_OK)
+		return r;
+	*domain_r = pos[0];
+	return ADM_OK;
+}
+
+int
+adm_args_domain(struct adm_ctx *ctx, int argc, char **argv, char *d,
+    size_t dsz)
+{
+	const char *error;
+	char *pos[1];
+	int r, n;
+
+	if ((r = adm_args(ctx, argc, argv, NULL, pos, 1, 1, &n)) != ADM_OK)
+		return r;
+	if (db_admin_check_domain(pos[0], d, dsz, &error) < 0)
+		return adm_fail("%s", error);
+	return adm_open_db(ctx, 0);
 }

@@ -146,31 +146,23 @@ keygen_write(struct adm_ctx *ctx, struct keygen *k)
 static int
 keygen_print_json(const struct keygen *k)
 {
-	struct buf b;
+	struct adm_json j;
 	char name[DNS_NAME_MAX + 1];
-	int r = 0;
 
 	snprintf_checked(name, sizeof(name), "%s%s%s", k->selector,
 	    DOMAINKEY_LABEL, k->domain);
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_puts(&b, "{\"domain\":");
-	r |= adm_json_str(&b, k->domain);
-	r |= buf_puts(&b, ",\"selector\":");
-	r |= adm_json_str(&b, k->selector);
-	r |= buf_printf(&b, ",\"bits\":%u,\"key_path\":", k->bits);
-	r |= adm_json_str(&b, k->path);
-	r |= buf_puts(&b, ",\"txt_name\":");
-	r |= adm_json_str(&b, name);
-	r |= buf_puts(&b, ",\"txt_value\":");
-	r |= adm_json_str(&b, buf_cstr(&k->value));
-	r |= buf_puts(&b, ",\"zone_line\":");
-	r |= adm_json_str(&b, buf_cstr(&k->zone));
-	r |= buf_printf(&b, ",\"signing\":%s}\n", k->signing ? "true" :
-	    "false");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '{');
+	adm_json_field_str(&j, "domain", k->domain);
+	adm_json_field_str(&j, "selector", k->selector);
+	adm_json_field_int(&j, "bits", k->bits);
+	adm_json_field_str(&j, "key_path", k->path);
+	adm_json_field_str(&j, "txt_name", name);
+	adm_json_field_str(&j, "txt_value", buf_cstr(&k->value));
+	adm_json_field_str(&j, "zone_line", buf_cstr(&k->zone));
+	adm_json_field_bool(&j, "signing", k->signing);
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
 static void
@@ -243,53 +235,32 @@ done:
 static int
 list_print_json(const struct db_dkim_key *l, size_t n)
 {
-	struct buf b;
+	struct adm_json j;
 	size_t i;
-	int r = 0;
 
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < n; i++) {
-		r |= buf_puts(&b, i ? ",\n  {\"domain\":" : "\n  {\"domain\":");
-		r |= adm_json_str(&b, l[i].domain);
-		r |= buf_puts(&b, ",\"selector\":");
-		r |= adm_json_str(&b, l[i].selector);
-		r |= buf_printf(&b, ",\"active\":%s,\"signing\":%s,"
-		    "\"key_path\":", l[i].active ? "true" : "false",
-		    l[i].signing ? "true" : "false");
-		r |= adm_json_str(&b, l[i].key_path);
-		r |= buf_putc(&b, '}');
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "domain", l[i].domain);
+		adm_json_field_str(&j, "selector", l[i].selector);
+		adm_json_field_bool(&j, "active", l[i].active);
+		adm_json_field_bool(&j, "signing", l[i].signing);
+		adm_json_field_str(&j, "key_path", l[i].key_path);
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
-int
-adm_dkim_list(struct adm_ctx *ctx, int argc, char **argv)
+static void
+list_print_table(const struct db_dkim_key *l, size_t n)
 {
 	static const char *const header[] = { "DOMAIN", "SELECTOR", "ACTIVE",
 	    "SIGNING", "KEY" };
-	struct db_dkim_key *l;
 	struct adm_table t;
-	const char *error;
-	char *pos[1] = { NULL };
-	size_t i, n;
-	int r, np;
+	size_t i;
 
-	if ((r = adm_args(ctx, argc, argv, NULL, pos, 0, 1, &np)) != ADM_OK)
-		return r;
-	if ((r = adm_open_db(ctx, 0)) != ADM_OK)
-		return r;
-	if (db_dkim_key_list(ctx->db, pos[0], &l, &n, &error) < 0)
-		return adm_fail("%s", error);
-	if (ctx->json) {
-		r = list_print_json(l, n);
-		free(l);
-		return r;
-	}
 	adm_table_init(&t, 5, header);
 	for (i = 0; i < n; i++) {
 		const char *row[5] = { l[i].domain, l[i].selector,
@@ -300,8 +271,27 @@ adm_dkim_list(struct adm_ctx *ctx, int argc, char **argv)
 	}
 	adm_table_print(&t);
 	adm_table_free(&t);
+}
+
+int
+adm_dkim_list(struct adm_ctx *ctx, int argc, char **argv)
+{
+	struct db_dkim_key *l;
+	const char *domain, *error;
+	size_t n;
+	int r;
+
+	if ((r = adm_args_list(ctx, argc, argv, &domain)) != ADM_OK)
+		return r;
+	if (db_dkim_key_list(ctx->db, domain, &l, &n, &error) < 0)
+		return adm_fail("%s", error);
+	r = ADM_OK;
+	if (ctx->json)
+		r = list_print_json(l, n);
+	else
+		list_print_table(l, n);
 	free(l);
-	return ADM_OK;
+	return r;
 }
 
 int

@@ -11,15 +11,11 @@
 int
 adm_domain_add(struct adm_ctx *ctx, int argc, char **argv)
 {
-	char *pos[1], d[ADDR_DOMAIN_MAX + 1];
+	char d[ADDR_DOMAIN_MAX + 1];
 	const char *error;
-	int r, n;
+	int r;
 
-	if ((r = adm_args(ctx, argc, argv, NULL, pos, 1, 1, &n)) != ADM_OK)
-		return r;
-	if (db_admin_check_domain(pos[0], d, sizeof(d), &error) < 0)
-		return adm_fail("%s", error);
-	if ((r = adm_open_db(ctx, 0)) != ADM_OK)
+	if ((r = adm_args_domain(ctx, argc, argv, d, sizeof(d))) != ADM_OK)
 		return r;
 	if (db_admin_domain_add(ctx->db, d, &error) < 0)
 		return adm_fail("%s", error);
@@ -60,25 +56,22 @@ adm_domain_del(struct adm_ctx *ctx, int argc, char **argv)
 static int
 print_json(const struct db_domain_info *l, size_t n)
 {
-	struct buf b;
+	struct adm_json j;
 	size_t i;
-	int r = 0;
 
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < n; i++) {
-		r |= buf_puts(&b, i ? ",\n  {\"name\":" : "\n  {\"name\":");
-		r |= adm_json_str(&b, l[i].name);
-		r |= buf_printf(&b, ",\"active\":%s,\"created_at\":%lld,"
-		    "\"users\":%u,\"aliases\":%u}", l[i].active ? "true" :
-		    "false", (long long)l[i].created_at, l[i].users,
-		    l[i].aliases);
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "name", l[i].name);
+		adm_json_field_bool(&j, "active", l[i].active);
+		adm_json_field_int(&j, "created_at", (long long)l[i].created_at);
+		adm_json_field_int(&j, "users", l[i].users);
+		adm_json_field_int(&j, "aliases", l[i].aliases);
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
 int

@@ -120,6 +120,92 @@ adm_print_buf(const struct buf *b)
 }
 
 void
+adm_json_init(struct adm_json *j)
+{
+	memset(j, 0, sizeof(*j));
+	buf_init(&j->b, BUF_UNLIMITED);
+}
+
+/* The separator and "key": of a new item of the innermost open value. */
+static void
+json_item(struct adm_json *j, const char *key)
+{
+	if (j->depth == 0)
+		return;
+	if (j->count[j->depth - 1]++ > 0)
+		j->err |= buf_putc(&j->b, ',');
+	/* the entries of a top-level list go one per line */
+	if (j->depth == 1 && j->close[0] == ']')
+		j->err |= buf_puts(&j->b, "\n  ");
+	if (key != NULL) {
+		j->err |= adm_json_str(&j->b, key);
+		j->err |= buf_putc(&j->b, ':');
+	}
+}
+
+void
+adm_json_open(struct adm_json *j, const char *key, char kind)
+{
+	json_item(j, key);
+	if (j->depth == ADM_JSON_DEPTH) {
+		j->err = -1;
+		return;
+	}
+	j->err |= buf_putc(&j->b, kind);
+	j->close[j->depth] = kind == '[' ? ']' : '}';
+	j->count[j->depth++] = 0;
+}
+
+void
+adm_json_close(struct adm_json *j)
+{
+	if (j->depth == 0) {
+		j->err = -1;
+		return;
+	}
+	j->depth--;
+	if (j->depth == 0 && j->close[0] == ']' && j->count[0] > 0)
+		j->err |= buf_putc(&j->b, '\n');
+	j->err |= buf_putc(&j->b, j->close[j->depth]);
+}
+
+void
+adm_json_field_str(struct adm_json *j, const char *key, const char *v)
+{
+	json_item(j, key);
+	j->err |= adm_json_str(&j->b, v);
+}
+
+void
+adm_json_field_bool(struct adm_json *j, const char *key, int v)
+{
+	json_item(j, key);
+	j->err |= buf_puts(&j->b, v ? "true" : "false");
+}
+
+void
+adm_json_field_int(struct adm_json *j, const char *key, long long v)
+{
+	json_item(j, key);
+	j->err |= buf_printf(&j->b, "%lld", v);
+}
+
+int
+adm_json_print(struct adm_json *j)
+{
+	int r = ADM_OK;
+
+	if (j->depth != 0)
+		r = adm_fail("internal error: JSON value left open");
+	else if (j->err != 0 || buf_putc(&j->b, '\n') < 0)
+		r = adm_fail("out of memory");
+	else
+		adm_print_buf(&j->b);
+	buf_free(&j->b);
+	return r;
+}
+
+void
 adm_format_size(uint64_t bytes, char *out, size_t outsz)
 {
 	static const struct {

@@ -84,39 +84,36 @@ free_entries(struct entries *e)
 static int
 print_json(const struct entries *e, time_t now)
 {
-	struct buf b;
-	size_t i, j;
-	int r = 0;
+	struct adm_json j;
+	size_t i, k;
 
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < e->n; i++) {
 		const struct queue_env *v = &e->env[i];
 
-		r |= buf_puts(&b, i ? ",\n  {\"id\":" : "\n  {\"id\":");
-		r |= adm_json_str(&b, v->id);
-		r |= buf_printf(&b, ",\"created\":%lld,\"age\":%lld,\"sender\":",
-		    (long long)v->created, (long long)(now - v->created));
-		r |= adm_json_str(&b, v->sender);
-		r |= buf_puts(&b, ",\"recipients\":[");
-		for (j = 0; j < v->nrcpts; j++) {
-			r |= buf_puts(&b, j ? ",{\"address\":" : "{\"address\":");
-			r |= adm_json_str(&b, v->rcpts[j].address);
-			r |= buf_printf(&b, ",\"status\":\"%s\",\"orcpt\":",
-			    status_names[v->rcpts[j].status]);
-			r |= adm_json_str(&b, v->rcpts[j].orcpt);
-			r |= buf_putc(&b, '}');
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "id", v->id);
+		adm_json_field_int(&j, "created", (long long)v->created);
+		adm_json_field_int(&j, "age", (long long)(now - v->created));
+		adm_json_field_str(&j, "sender", v->sender);
+		adm_json_open(&j, "recipients", '[');
+		for (k = 0; k < v->nrcpts; k++) {
+			adm_json_open(&j, NULL, '{');
+			adm_json_field_str(&j, "address", v->rcpts[k].address);
+			adm_json_field_str(&j, "status",
+			    status_names[v->rcpts[k].status]);
+			adm_json_field_str(&j, "orcpt", v->rcpts[k].orcpt);
+			adm_json_close(&j);
 		}
-		r |= buf_printf(&b, "],\"attempts\":%u,\"next_try\":%lld,"
-		    "\"last_error\":", v->attempts, (long long)v->next_try);
-		r |= adm_json_str(&b, v->last_error);
-		r |= buf_putc(&b, '}');
+		adm_json_close(&j);
+		adm_json_field_int(&j, "attempts", v->attempts);
+		adm_json_field_int(&j, "next_try", (long long)v->next_try);
+		adm_json_field_str(&j, "last_error", v->last_error);
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, e->n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
 static int

@@ -163,26 +163,23 @@ adm_user_passwd(struct adm_ctx *ctx, int argc, char **argv)
 static int
 print_json(const struct db_user *l, size_t n)
 {
-	struct buf b;
+	struct adm_json j;
 	size_t i;
-	int r = 0;
 
-	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_init(&j);
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < n; i++) {
-		r |= buf_puts(&b, i ? ",\n  {\"address\":" : "\n  {\"address\":");
-		r |= adm_json_str(&b, l[i].address);
-		r |= buf_puts(&b, ",\"domain\":");
-		r |= adm_json_str(&b, l[i].domain);
-		r |= buf_printf(&b, ",\"quota_bytes\":%llu,\"active\":%s,"
-		    "\"created_at\":%lld}", (unsigned long long)l[i].quota_bytes,
-		    l[i].active ? "true" : "false", (long long)l[i].created_at);
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "address", l[i].address);
+		adm_json_field_str(&j, "domain", l[i].domain);
+		adm_json_field_int(&j, "quota_bytes",
+		    (long long)l[i].quota_bytes);
+		adm_json_field_bool(&j, "active", l[i].active);
+		adm_json_field_int(&j, "created_at", (long long)l[i].created_at);
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	adm_json_close(&j);
+	return adm_json_print(&j);
 }
 
 int
@@ -192,16 +189,13 @@ adm_user_list(struct adm_ctx *ctx, int argc, char **argv)
 	    "CREATED" };
 	struct db_user *l;
 	struct adm_table t;
-	const char *error;
-	char *pos[1] = { NULL };
+	const char *domain, *error;
 	size_t i, n;
-	int r, np;
+	int r;
 
-	if ((r = adm_args(ctx, argc, argv, NULL, pos, 0, 1, &np)) != ADM_OK)
+	if ((r = adm_args_list(ctx, argc, argv, &domain)) != ADM_OK)
 		return r;
-	if ((r = adm_open_db(ctx, 0)) != ADM_OK)
-		return r;
-	if (db_admin_user_list(ctx->db, pos[0], &l, &n, &error) < 0)
+	if (db_admin_user_list(ctx->db, domain, &l, &n, &error) < 0)
 		return adm_fail("%s", error);
 	if (ctx->json) {
 		r = print_json(l, n);

@@ -39,9 +39,12 @@ static const struct adm_command commands[] = {
 	{ "dkim", "list", adm_dkim_list, "[DOMAIN]" },
 	{ "dkim", "retire", adm_dkim_retire, "DOMAIN SELECTOR" },
 	{ "dns", NULL, adm_dns, "DOMAIN" },
+	{ "check", NULL, adm_check, "DOMAIN" },
 	{ "queue", "list", adm_queue_list, "" },
 	{ "queue", "flush", adm_queue_flush, "" },
 	{ "queue", "del", adm_queue_del, "ID" },
+	{ "dmarc", "report", adm_dmarc_report,
+	    "[--date YYYY-MM-DD] [--domain DOMAIN] [--send]" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

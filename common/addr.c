@@ -8,13 +8,30 @@
 #include <string.h>
 #include <strings.h>
 
-static int
-is_atext(unsigned char c)
+int
+addr_is_atext(unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9'))
 		return 1;
 	return strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL && c != '\0';
+}
+
+int
+addr_is_dot_string(const char *p, size_t n, int utf8)
+{
+	size_t i;
+
+	if (n == 0 || p[0] == '.' || p[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '.' ? p[i - 1] == '.' :
+		    !addr_is_atext(c) && !(utf8 && c >= 0x80))
+			return 0;
+	}
+	return 1;
 }
 
 void
@@ -138,7 +155,7 @@ parse_local(const char *p, size_t len, int utf8, char *out, size_t *used,
 					*why = "empty label in local part";
 					return -1;
 				}
-			} else if (!is_atext(c) && !(utf8 && c >= 0x80)) {
+			} else if (!addr_is_atext(c) && !(utf8 && c >= 0x80)) {
 				break;
 			}
 			if (o >= ADDR_LOCAL_MAX) {
@@ -231,7 +248,8 @@ addr_parse_path(const char *p, size_t len, int flags, struct mailaddr *out,
 		for (size_t j = 1; j < seg; j++) {
 			unsigned char c = (unsigned char)p[i + j];
 
-			if (!is_atext(c) && c != '.' && !(utf8 && c >= 0x80)) {
+			if (!addr_is_atext(c) && c != '.' &&
+			    !(utf8 && c >= 0x80)) {
 				*why = "invalid character in local part";
 				return -1;
 			}

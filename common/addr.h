@@ -54,6 +54,16 @@ int addr_format(const struct mailaddr *a, char *out, size_t outsz);
  */
 int addr_has_routing(const struct mailaddr *a);
 
+/* 1 if c is atext (RFC 5322 3.2.3): may stand in an atom unquoted. */
+int addr_is_atext(unsigned char c);
+
+/*
+ * 1 if the n bytes at p are a Dot-string (RFC 5321 4.1.2): atoms of atext
+ * joined by single dots, with utf8 also bytes >= 0x80 (RFC 6531).  A local
+ * part that is not one must be quoted wherever it is written.
+ */
+int addr_is_dot_string(const char *p, size_t n, int utf8);
+
 /* 1 if any byte is >= 0x80. */
 int addr_is_8bit(const char *s);
 

@@ -30,6 +30,7 @@ enum keytype {
 	KT_IPFAMILY,	/* int: enum ip_family */
 	KT_IP4,		/* char[], empty or an IPv4 address */
 	KT_IP6,		/* char[], empty or an IPv6 address */
+	KT_DNSBLAT,	/* int: 1 greeting, 0 rcpt */
 };
 
 struct keydef {
@@ -87,6 +88,7 @@ static const struct keydef keys[] = {
 	{ SEC_POLICY, "spf_reject", KT_SPFREJECT, F(spf_reject_fail) },
 	{ SEC_POLICY, "dnsbl", KT_STR, F(dnsbl) },
 	{ SEC_POLICY, "dnsbl_allow", KT_STR, F(dnsbl_allow) },
+	{ SEC_POLICY, "dnsbl_reject", KT_DNSBLAT, F(dnsbl_at_greeting) },
 	{ SEC_POLICY, "dmarc_reports", KT_ONOFF, F(dmarc_reports) },
 };
 
@@ -367,6 +369,20 @@ set_value(struct config *cfg, const struct keydef *k, enum section sec,
 			return -1;
 		}
 		memcpy(field, &b, sizeof(b));
+		return 0;
+	}
+	case KT_DNSBLAT: {
+		int g;
+
+		if (vlen == 4 && strncmp(v, "rcpt", 4) == 0)
+			g = 0;
+		else if (vlen == 8 && strncmp(v, "greeting", 8) == 0)
+			g = 1;
+		else {
+			*why = "expected rcpt or greeting";
+			return -1;
+		}
+		memcpy(field, &g, sizeof(g));
 		return 0;
 	}
 	case KT_IPFAMILY: {

@@ -90,6 +90,7 @@ struct config {
 	int spf_reject_fail;		/* spf_reject = fail (1) | never (0) */
 	char dnsbl[CONFIG_STR_MAX];
 	char dnsbl_allow[CONFIG_STR_MAX];
+	int dnsbl_at_greeting;		/* dnsbl_reject = greeting (1) | rcpt (0) */
 	int dmarc_reports;
 };
 

@@ -11,6 +11,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,4 +279,72 @@ db_user_maildir(const char *mail_dir, const char *address, char *out,
 	addr_lower(local);
 	addr_lower(domain);
 	return snprintf_checked(out, outsz, "%s/%s/%s", mail_dir, domain, local);
+}
+
+/* ---- shared by the db_*.c files that report to mailadm ---- */
+
+/* Messages of the pure checks, which have no struct db to hold them. */
+static __thread char check_errbuf[512];
+
+int
+db_fail(struct db *db, const char **error_r, const char *fmt, ...)
+{
+	char *dst = db != NULL ? db->errbuf : check_errbuf;
+	size_t dstsz = db != NULL ? sizeof(db->errbuf) : sizeof(check_errbuf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, dstsz, fmt, ap);
+	va_end(ap);
+	*error_r = dst;
+	return -1;
+}
+
+int
+db_sql_fail(struct db *db, const char **error_r, const char *what)
+{
+	return db_fail(db, error_r, "database error while %s: %s", what,
+	    sqlite3_errmsg(db->h));
+}
+
+sqlite3_stmt *
+db_prepare(struct db *db, const char *sql, const char *a1, const char *a2)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if ((a1 != NULL &&
+	    sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC) != SQLITE_OK) ||
+	    (a2 != NULL &&
+	    sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC) != SQLITE_OK)) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+void
+db_column_text(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
+{
+	const char *v = (const char *)sqlite3_column_text(st, col);
+
+	strlcpy_checked(dst, v != NULL ? v : "", dstsz);
+}
+
+int
+db_grow(void **p, size_t n, size_t *cap, size_t elsize)
+{
+	void *np;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	np = reallocarray(*p, ncap, elsize);
+	if (np == NULL)
+		return -1;
+	*p = np;
+	*cap = ncap;
+	return 0;
 }

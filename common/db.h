@@ -15,7 +15,7 @@
 
 struct db;
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 #define DB_HASH_MAX 256
 #define RESOLVE_MAX_DEPTH 10	/* alias chain length */
 #define RESOLVE_MAX_TARGETS 1000	/* final mailboxes + outside targets */

@@ -14,56 +14,14 @@
 #include "buf.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-/* Messages of the pure checks, which have no struct db to hold them. */
-static __thread char check_errbuf[512];
-
 /* Where an alias row's domain starts (sources are "x@d" or "@d"). */
 #define SQL_DOMAIN_OF(col) "substr(" col ", instr(" col ", '@') + 1)"
-
-static int
-verr(char *buf, size_t bufsz, const char **error_r, const char *fmt,
-    va_list ap)
-{
-	vsnprintf(buf, bufsz, fmt, ap);
-	*error_r = buf;
-	return -1;
-}
-
-static int __attribute__((format(printf, 2, 3)))
-check_fail(const char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	verr(check_errbuf, sizeof(check_errbuf), error_r, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int __attribute__((format(printf, 3, 4)))
-fail(struct db *db, const char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	verr(db->errbuf, sizeof(db->errbuf), error_r, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int
-sql_fail(struct db *db, const char **error_r, const char *what)
-{
-	return fail(db, error_r, "database error while %s: %s", what,
-	    sqlite3_errmsg(db->h));
-}
 
 /* Printable copy of untrusted input for an error line. */
 static const char *
@@ -72,21 +30,11 @@ esc(char *dst, size_t dstsz, const char *s)
 	return log_escape(dst, dstsz, s, strlen(s));
 }
 
-static sqlite3_stmt *
-prep(struct db *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	return st;
-}
-
 /* Run a statement without bindings (BEGIN, COMMIT, ROLLBACK). */
 static int
 exec_simple(struct db *db, const char *sql)
 {
-	sqlite3_stmt *st = prep(db, sql);
+	sqlite3_stmt *st = db_prepare(db, sql, NULL, NULL);
 	int rc;
 
 	if (st == NULL)
@@ -115,16 +63,11 @@ static int
 query_int(struct db *db, const char *sql, const char *a1, const char *a2,
     sqlite3_int64 *out)
 {
-	sqlite3_stmt *st = prep(db, sql);
+	sqlite3_stmt *st = db_prepare(db, sql, a1, a2);
 	int rc;
 
 	if (st == NULL)
 		return -1;
-	if ((a1 != NULL && bind_text(st, 1, a1) < 0) ||
-	    (a2 != NULL && bind_text(st, 2, a2) < 0)) {
-		sqlite3_finalize(st);
-		return -1;
-	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
@@ -141,7 +84,7 @@ static int
 exec_write(struct db *db, const char *sql, const char *a1, const char *a2,
     const char *a3, sqlite3_int64 i4, sqlite3_int64 i5, int *code_r)
 {
-	sqlite3_stmt *st = prep(db, sql);
+	sqlite3_stmt *st = db_prepare(db, sql, NULL, NULL);
 	int rc, n;
 
 	*code_r = SQLITE_ERROR;
@@ -164,32 +107,6 @@ exec_write(struct db *db, const char *sql, const char *a1, const char *a2,
 	return sqlite3_changes(db->h);
 }
 
-/* Grow an array of elsize-byte elements so one more fits. */
-static int
-grow(void **p, size_t n, size_t *cap, size_t elsize)
-{
-	void *np;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	np = reallocarray(*p, ncap, elsize);
-	if (np == NULL)
-		return -1;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-
-static void
-copy_col(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
-{
-	const char *v = (const char *)sqlite3_column_text(st, col);
-
-	strlcpy_checked(dst, v != NULL ? v : "", dstsz);
-}
-
 int
 db_admin_version_at_open(struct db *db)
 {
@@ -206,11 +123,11 @@ db_admin_check_domain(const char *domain, char *out, size_t outsz,
 	size_t len = strlen(domain);
 
 	if (len == 0 || domain[0] == '[' || !addr_domain_valid(domain, len, 0))
-		return check_fail(error_r, "invalid domain name \"%s\": use "
+		return db_fail(NULL, error_r, "invalid domain name \"%s\": use "
 		    "letters, digits, hyphens and dots, e.g. example.org",
 		    esc(e, sizeof(e), domain));
 	if (strlcpy_checked(out, domain, outsz) < 0)
-		return check_fail(error_r, "domain name too long");
+		return db_fail(NULL, error_r, "domain name too long");
 	addr_lower(out);
 	return 0;
 }
@@ -223,7 +140,7 @@ parse_full_address(const char *address, struct mailaddr *a,
 	const char *why = "invalid address";
 
 	if (addr_parse_plain(address, a, &why) < 0)
-		return check_fail(error_r, "invalid address \"%s\": %s",
+		return db_fail(NULL, error_r, "invalid address \"%s\": %s",
 		    esc(e, sizeof(e), address), why);
 	return 0;
 }
@@ -237,7 +154,7 @@ db_admin_check_address(const char *address, char *out, size_t outsz,
 	if (parse_full_address(address, &a, error_r) < 0)
 		return -1;
 	if (addr_format(&a, out, outsz) < 0)
-		return check_fail(error_r, "address too long");
+		return db_fail(NULL, error_r, "address too long");
 	return 0;
 }
 
@@ -256,16 +173,16 @@ db_admin_check_user_address(const char *address, char *out, size_t outsz,
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return check_fail(error_r, "invalid mailbox name \"%s\": "
+			return db_fail(NULL, error_r, "invalid mailbox name \"%s\": "
 			    "the part before @ may only hold letters, digits "
 			    "and . _ - (for other names use an alias: mailadm "
 			    "alias add)", esc(e, sizeof(e), address));
 	}
 	if (a.local[0] == '.' || p[-1] == '.')
-		return check_fail(error_r, "invalid mailbox name \"%s\": it may "
+		return db_fail(NULL, error_r, "invalid mailbox name \"%s\": it may "
 		    "not start or end with a dot", esc(e, sizeof(e), address));
 	if (addr_format(&a, out, outsz) < 0)
-		return check_fail(error_r, "address too long");
+		return db_fail(NULL, error_r, "address too long");
 	return 0;
 }
 
@@ -280,7 +197,7 @@ db_admin_check_alias_source(const char *source, char *out, size_t outsz,
 		    error_r) < 0)
 			return -1;
 		if (snprintf_checked(out, outsz, "@%s", dom) < 0)
-			return check_fail(error_r, "address too long");
+			return db_fail(NULL, error_r, "address too long");
 		return 0;
 	}
 	return db_admin_check_address(source, out, outsz, error_r);
@@ -291,7 +208,7 @@ db_admin_check_alias_target(const char *target, char *out, size_t outsz,
     const char **error_r)
 {
 	if (target[0] == '@')
-		return check_fail(error_r, "an alias target must be a full "
+		return db_fail(NULL, error_r, "an alias target must be a full "
 		    "address such as user@example.org (only a source may be "
 		    "@domain)");
 	return db_admin_check_address(target, out, outsz, error_r);
@@ -307,10 +224,10 @@ db_admin_domain_hosted(struct db *db, const char *domain,
 	int r = db_domain_state(db, domain);
 
 	if (r < 0)
-		return sql_fail(db, error_r, "looking up the domain");
+		return db_sql_fail(db, error_r, "looking up the domain");
 	if (r == 0) {
 		esc(e, sizeof(e), domain);
-		return fail(db, error_r, "domain %s is not hosted here; add it "
+		return db_fail(db, error_r, "domain %s is not hosted here; add it "
 		    "first: mailadm domain add %s", e, e);
 	}
 	return 0;
@@ -328,8 +245,8 @@ db_admin_domain_add(struct db *db, const char *domain, const char **error_r)
 	    " VALUES (?1, 1, ?4)", d, NULL, NULL, (sqlite3_int64)time(NULL), 0,
 	    &code) < 0) {
 		if (code == SQLITE_CONSTRAINT_PRIMARYKEY)
-			return fail(db, error_r, "domain %s already exists", d);
-		return sql_fail(db, error_r, "adding the domain");
+			return db_fail(db, error_r, "domain %s already exists", d);
+		return db_sql_fail(db, error_r, "adding the domain");
 	}
 	return 0;
 }
@@ -346,10 +263,10 @@ db_admin_domain_del(struct db *db, const char *domain, int force,
 	if (db_admin_check_domain(domain, d, sizeof(d), error_r) < 0)
 		return -1;
 	if (exec_simple(db, "BEGIN IMMEDIATE") < 0)
-		return sql_fail(db, error_r, "starting a transaction");
+		return db_sql_fail(db, error_r, "starting a transaction");
 	if (db_domain_state(db, d) == 0) {
 		rollback(db);
-		return fail(db, error_r, "no such domain %s; see: mailadm "
+		return db_fail(db, error_r, "no such domain %s; see: mailadm "
 		    "domain list", d);
 	}
 	if (query_int(db, "SELECT count(*) FROM users WHERE domain = ?1", d,
@@ -357,13 +274,13 @@ db_admin_domain_del(struct db *db, const char *domain, int force,
 	    query_int(db, "SELECT count(*) FROM aliases WHERE "
 	    SQL_DOMAIN_OF("source") " = ?1 COLLATE NOCASE", d, NULL,
 	    &naliases) < 0) {
-		sql_fail(db, error_r, "counting the domain's users");
+		db_sql_fail(db, error_r, "counting the domain's users");
 		rollback(db);
 		return -1;
 	}
 	if (!force && (nusers > 0 || naliases > 0)) {
 		rollback(db);
-		return fail(db, error_r, "domain %s still has %lld user(s) and "
+		return db_fail(db, error_r, "domain %s still has %lld user(s) and "
 		    "%lld alias(es); delete them first, or delete the domain "
 		    "with all of them: mailadm domain del %s --force", d,
 		    (long long)nusers, (long long)naliases, d);
@@ -377,7 +294,7 @@ db_admin_domain_del(struct db *db, const char *domain, int force,
 	    exec_write(db, "DELETE FROM domains WHERE name = ?1", d, NULL, NULL,
 	    0, 0, &code) < 0 ||
 	    exec_simple(db, "COMMIT") < 0) {
-		sql_fail(db, error_r, "deleting the domain");
+		db_sql_fail(db, error_r, "deleting the domain");
 		rollback(db);
 		return -1;
 	}
@@ -398,9 +315,9 @@ db_admin_domain_set_active(struct db *db, const char *domain, int active,
 	r = exec_write(db, "UPDATE domains SET active = ?4 WHERE name = ?1", d,
 	    NULL, NULL, active ? 1 : 0, 0, &code);
 	if (r < 0)
-		return sql_fail(db, error_r, "updating the domain");
+		return db_sql_fail(db, error_r, "updating the domain");
 	if (r == 0)
-		return fail(db, error_r, "no such domain %s; see: mailadm "
+		return db_fail(db, error_r, "no such domain %s; see: mailadm "
 		    "domain list", d);
 	return 0;
 }
@@ -409,12 +326,12 @@ int
 db_admin_domain_list(struct db *db, struct db_domain_info **list_r,
     size_t *n_r, const char **error_r)
 {
-	sqlite3_stmt *st = prep(db,
+	sqlite3_stmt *st = db_prepare(db,
 	    "SELECT d.name, d.active, d.created_at,"
 	    " (SELECT count(*) FROM users u WHERE u.domain = d.name),"
 	    " (SELECT count(*) FROM aliases a WHERE "
 	    SQL_DOMAIN_OF("a.source") " = d.name)"
-	    " FROM domains d ORDER BY d.name");
+	    " FROM domains d ORDER BY d.name", NULL, NULL);
 	struct db_domain_info *list = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
@@ -422,14 +339,14 @@ db_admin_domain_list(struct db *db, struct db_domain_info **list_r,
 	*list_r = NULL;
 	*n_r = 0;
 	if (st == NULL)
-		return sql_fail(db, error_r, "listing domains");
+		return db_sql_fail(db, error_r, "listing domains");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
+		if (db_grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
 		memset(&list[n], 0, sizeof(list[n]));
-		copy_col(st, 0, list[n].name, sizeof(list[n].name));
+		db_column_text(st, 0, list[n].name, sizeof(list[n].name));
 		list[n].active = sqlite3_column_int(st, 1) != 0;
 		list[n].created_at = sqlite3_column_int64(st, 2);
 		list[n].users = (unsigned)sqlite3_column_int64(st, 3);
@@ -439,7 +356,7 @@ db_admin_domain_list(struct db *db, struct db_domain_info **list_r,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		free(list);
-		return sql_fail(db, error_r, "listing domains");
+		return db_sql_fail(db, error_r, "listing domains");
 	}
 	*list_r = list;
 	*n_r = n;
@@ -452,7 +369,7 @@ static int
 check_hash(struct db *db, const char *hash, const char **error_r)
 {
 	if (hash == NULL || hash[0] == '\0' || strlen(hash) >= DB_HASH_MAX)
-		return fail(db, error_r, "internal error: bad password hash");
+		return db_fail(db, error_r, "internal error: bad password hash");
 	return 0;
 }
 
@@ -460,14 +377,14 @@ static int
 check_quota(struct db *db, uint64_t q, const char **error_r)
 {
 	if (q > (uint64_t)INT64_MAX)
-		return fail(db, error_r, "quota too large");
+		return db_fail(db, error_r, "quota too large");
 	return 0;
 }
 
 static int
 no_such_user(struct db *db, const char *a, const char **error_r)
 {
-	return fail(db, error_r, "no such user %s; see: mailadm user list", a);
+	return db_fail(db, error_r, "no such user %s; see: mailadm user list", a);
 }
 
 int
@@ -487,12 +404,12 @@ db_admin_user_add(struct db *db, const char *address,
 	    a, strrchr(a, '@') + 1, password_hash, (sqlite3_int64)quota_bytes,
 	    (sqlite3_int64)time(NULL), &code) < 0) {
 		if (code == SQLITE_CONSTRAINT_PRIMARYKEY)
-			return fail(db, error_r, "user %s already exists", a);
+			return db_fail(db, error_r, "user %s already exists", a);
 		if (code == SQLITE_CONSTRAINT_FOREIGNKEY)
 			return db_admin_domain_hosted(db, strrchr(a, '@') + 1,
-			    error_r) < 0 ? -1 : sql_fail(db, error_r,
+			    error_r) < 0 ? -1 : db_sql_fail(db, error_r,
 			    "adding the user");
-		return sql_fail(db, error_r, "adding the user");
+		return db_sql_fail(db, error_r, "adding the user");
 	}
 	return 0;
 }
@@ -518,13 +435,13 @@ db_admin_user_del(struct db *db, const char *address, char *stored_r,
 	r = db_user_get(db, a, &u);
 	explicit_bzero(u.password_hash, sizeof(u.password_hash));
 	if (r < 0)
-		return sql_fail(db, error_r, "looking up the user");
+		return db_sql_fail(db, error_r, "looking up the user");
 	if (r == 0)
 		return no_such_user(db, a, error_r);
 	strlcpy_checked(stored_r, u.address, ADDR_MAX);
 	if ((r = exec_write(db, "DELETE FROM users WHERE address = ?1", a, NULL,
 	    NULL, 0, 0, &code)) < 0)
-		return sql_fail(db, error_r, "deleting the user");
+		return db_sql_fail(db, error_r, "deleting the user");
 	if (r == 0)
 		return no_such_user(db, a, error_r);
 	return 0;
@@ -541,7 +458,7 @@ user_update(struct db *db, const char *address, const char *sql,
 	if (user_key(db, address, a, sizeof(a), error_r) < 0)
 		return -1;
 	if ((r = exec_write(db, sql, a, NULL, text3, int4, 0, &code)) < 0)
-		return sql_fail(db, error_r, "updating the user");
+		return db_sql_fail(db, error_r, "updating the user");
 	if (r == 0)
 		return no_such_user(db, a, error_r);
 	return 0;
@@ -591,24 +508,21 @@ db_admin_user_list(struct db *db, const char *domain,
 	    (db_admin_check_domain(domain, d, sizeof(d), error_r) < 0 ||
 	    db_admin_domain_hosted(db, d, error_r) < 0))
 		return -1;
-	st = prep(db, "SELECT address, domain, quota_bytes, active, created_at"
-	    " FROM users WHERE ?1 IS NULL OR domain = ?1"
-	    " ORDER BY domain, address");
-	if (st == NULL || (domain != NULL &&
-	    sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC) != SQLITE_OK)) {
-		sqlite3_finalize(st);
-		return sql_fail(db, error_r, "listing users");
-	}
+	st = db_prepare(db, "SELECT address, domain, quota_bytes, active,"
+	    " created_at FROM users WHERE ?1 IS NULL OR domain = ?1"
+	    " ORDER BY domain, address", domain != NULL ? d : NULL, NULL);
+	if (st == NULL)
+		return db_sql_fail(db, error_r, "listing users");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_int64 q = sqlite3_column_int64(st, 2);
 
-		if (grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
+		if (db_grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
 		memset(&list[n], 0, sizeof(list[n]));
-		copy_col(st, 0, list[n].address, sizeof(list[n].address));
-		copy_col(st, 1, list[n].domain, sizeof(list[n].domain));
+		db_column_text(st, 0, list[n].address, sizeof(list[n].address));
+		db_column_text(st, 1, list[n].domain, sizeof(list[n].domain));
 		list[n].quota_bytes = q > 0 ? (uint64_t)q : 0;
 		list[n].active = sqlite3_column_int(st, 3) != 0;
 		list[n].created_at = sqlite3_column_int64(st, 4);
@@ -617,7 +531,7 @@ db_admin_user_list(struct db *db, const char *domain,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		free(list);
-		return sql_fail(db, error_r, "listing users");
+		return db_sql_fail(db, error_r, "listing users");
 	}
 	*list_r = list;
 	*n_r = n;
@@ -642,18 +556,18 @@ db_admin_alias_add(struct db *db, const char *source, const char *target,
 		r = db_user_get(db, s, &u);
 		explicit_bzero(u.password_hash, sizeof(u.password_hash));
 		if (r < 0)
-			return sql_fail(db, error_r, "looking up the user");
+			return db_sql_fail(db, error_r, "looking up the user");
 		if (r == 0)
-			return fail(db, error_r, "alias %s -> %s would loop: an "
+			return db_fail(db, error_r, "alias %s -> %s would loop: an "
 			    "address may only point to itself when it is also "
 			    "a user (to keep a copy of forwarded mail)", s, t);
 	}
 	if (exec_write(db, "INSERT INTO aliases (source, target) VALUES (?1, ?2)",
 	    s, t, NULL, 0, 0, &code) < 0) {
 		if (code == SQLITE_CONSTRAINT_PRIMARYKEY)
-			return fail(db, error_r, "alias %s -> %s already exists",
+			return db_fail(db, error_r, "alias %s -> %s already exists",
 			    s, t);
-		return sql_fail(db, error_r, "adding the alias");
+		return db_sql_fail(db, error_r, "adding the alias");
 	}
 	return 0;
 }
@@ -677,12 +591,12 @@ db_admin_alias_del(struct db *db, const char *source, const char *target,
 		r = exec_write(db, "DELETE FROM aliases WHERE source = ?1"
 		    " AND target = ?2", s, t, NULL, 0, 0, &code);
 	if (r < 0)
-		return sql_fail(db, error_r, "deleting the alias");
+		return db_sql_fail(db, error_r, "deleting the alias");
 	if (r == 0) {
 		if (target == NULL)
-			return fail(db, error_r, "no alias with source %s; see: "
+			return db_fail(db, error_r, "no alias with source %s; see: "
 			    "mailadm alias list", s);
-		return fail(db, error_r, "no alias %s -> %s; see: mailadm alias "
+		return db_fail(db, error_r, "no alias %s -> %s; see: mailadm alias "
 		    "list", s, t);
 	}
 	*deleted_r = (unsigned)r;
@@ -705,31 +619,29 @@ db_admin_alias_list(struct db *db, const char *domain,
 	    (db_admin_check_domain(domain, d, sizeof(d), error_r) < 0 ||
 	    db_admin_domain_hosted(db, d, error_r) < 0))
 		return -1;
-	st = prep(db, "SELECT a.source, a.target, EXISTS (SELECT 1 FROM"
+	st = db_prepare(db, "SELECT a.source, a.target, EXISTS (SELECT 1 FROM"
 	    " domains d WHERE d.name = " SQL_DOMAIN_OF("a.target") ")"
 	    " FROM aliases a WHERE ?1 IS NULL OR "
 	    SQL_DOMAIN_OF("a.source") " = ?1 COLLATE NOCASE"
-	    " ORDER BY " SQL_DOMAIN_OF("a.source") ", a.source, a.target");
-	if (st == NULL || (domain != NULL &&
-	    sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC) != SQLITE_OK)) {
-		sqlite3_finalize(st);
-		return sql_fail(db, error_r, "listing aliases");
-	}
+	    " ORDER BY " SQL_DOMAIN_OF("a.source") ", a.source, a.target",
+	    domain != NULL ? d : NULL, NULL);
+	if (st == NULL)
+		return db_sql_fail(db, error_r, "listing aliases");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
+		if (db_grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
 		memset(&list[n], 0, sizeof(list[n]));
-		copy_col(st, 0, list[n].source, sizeof(list[n].source));
-		copy_col(st, 1, list[n].target, sizeof(list[n].target));
+		db_column_text(st, 0, list[n].source, sizeof(list[n].source));
+		db_column_text(st, 1, list[n].target, sizeof(list[n].target));
 		list[n].local_target = sqlite3_column_int(st, 2) != 0;
 		n++;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		free(list);
-		return sql_fail(db, error_r, "listing aliases");
+		return db_sql_fail(db, error_r, "listing aliases");
 	}
 	*list_r = list;
 	*n_r = n;

@@ -12,7 +12,6 @@
 #include "buf.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,55 +20,6 @@
 #define SIGNER_ROWID \
 	"(SELECT min(s.rowid) FROM dkim_keys s" \
 	" WHERE s.domain = k.domain AND s.active = 1)"
-
-static __thread char check_errbuf[512];
-
-static int __attribute__((format(printf, 3, 4)))
-fail(struct db *db, const char **error_r, const char *fmt, ...)
-{
-	char *dst = db != NULL ? db->errbuf : check_errbuf;
-	size_t dstsz = db != NULL ? sizeof(db->errbuf) : sizeof(check_errbuf);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, dstsz, fmt, ap);
-	va_end(ap);
-	*error_r = dst;
-	return -1;
-}
-
-static int
-sql_fail(struct db *db, const char **error_r, const char *what)
-{
-	return fail(db, error_r, "database error while %s: %s", what,
-	    sqlite3_errmsg(db->h));
-}
-
-/* Prepare sql and bind texts a1, a2 (NULL: leave unbound). */
-static sqlite3_stmt *
-prep2(struct db *db, const char *sql, const char *a1, const char *a2)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	if ((a1 != NULL &&
-	    sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC) != SQLITE_OK) ||
-	    (a2 != NULL &&
-	    sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC) != SQLITE_OK)) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static void
-copy_col(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
-{
-	const char *v = (const char *)sqlite3_column_text(st, col);
-
-	strlcpy_checked(dst, v != NULL ? v : "", dstsz);
-}
 
 /* Columns: domain, selector, path, active, signing. */
 #define KEY_COLUMNS \
@@ -80,9 +30,9 @@ static void
 read_key(sqlite3_stmt *st, struct db_dkim_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	copy_col(st, 0, k->domain, sizeof(k->domain));
-	copy_col(st, 1, k->selector, sizeof(k->selector));
-	copy_col(st, 2, k->key_path, sizeof(k->key_path));
+	db_column_text(st, 0, k->domain, sizeof(k->domain));
+	db_column_text(st, 1, k->selector, sizeof(k->selector));
+	db_column_text(st, 2, k->key_path, sizeof(k->key_path));
 	k->active = sqlite3_column_int(st, 3) != 0;
 	k->signing = sqlite3_column_int(st, 4) != 0;
 }
@@ -90,7 +40,7 @@ read_key(sqlite3_stmt *st, struct db_dkim_key *k)
 int
 db_dkim_signer(struct db *db, const char *domain, struct db_dkim_key *k)
 {
-	sqlite3_stmt *st = prep2(db, "SELECT " KEY_COLUMNS
+	sqlite3_stmt *st = db_prepare(db, "SELECT " KEY_COLUMNS
 	    " FROM dkim_keys k WHERE k.domain = ?1 AND k.active = 1"
 	    " ORDER BY k.rowid LIMIT 1", domain, NULL);
 	int rc;
@@ -146,14 +96,28 @@ db_dkim_check_selector(const char *selector, char *out, size_t outsz,
 		label++;
 	}
 	if (i <= len || len > DKIM_SELECTOR_MAX)
-		return fail(NULL, error_r, "invalid DKIM selector \"%s\": use "
+		return db_fail(NULL, error_r, "invalid DKIM selector \"%s\": use "
 		    "letters, digits and inner hyphens, dot-separated labels "
 		    "of at most %d characters, e.g. s202611",
 		    log_escape(e, sizeof(e), selector, len), DKIM_LABEL_MAX);
 	if (strlcpy_checked(out, selector, outsz) < 0)
-		return fail(NULL, error_r, "DKIM selector too long");
+		return db_fail(NULL, error_r, "DKIM selector too long");
 	addr_lower(out);
 	return 0;
+}
+
+/* sql with texts ?1 and ?2 run once: sqlite3_step()'s code, or an error. */
+static int
+step_once(struct db *db, const char *sql, const char *a1, const char *a2)
+{
+	sqlite3_stmt *st = db_prepare(db, sql, a1, a2);
+	int rc;
+
+	if (st == NULL)
+		return SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* Domain and selector in normal form, or -1 with *error_r. */
@@ -175,19 +139,14 @@ db_dkim_key_exists(struct db *db, const char *domain, const char *selector,
     const char **error_r)
 {
 	char d[ADDR_DOMAIN_MAX + 1], s[DKIM_SELECTOR_MAX + 1];
-	sqlite3_stmt *st;
 	int rc;
 
 	if (normal_names(domain, selector, d, s, error_r) < 0)
 		return -1;
-	st = prep2(db, "SELECT 1 FROM dkim_keys WHERE domain = ?1"
+	rc = step_once(db, "SELECT 1 FROM dkim_keys WHERE domain = ?1"
 	    " AND selector = ?2", d, s);
-	if (st == NULL)
-		return sql_fail(db, error_r, "looking up the DKIM key");
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return sql_fail(db, error_r, "looking up the DKIM key");
+		return db_sql_fail(db, error_r, "looking up the DKIM key");
 	return rc == SQLITE_ROW;
 }
 
@@ -203,14 +162,14 @@ db_dkim_key_add(struct db *db, const char *domain, const char *selector,
 	    db_admin_domain_hosted(db, d, error_r) < 0)
 		return -1;
 	if (key_path[0] != '/' || strlen(key_path) >= DKIM_PATH_MAX)
-		return fail(db, error_r, "DKIM key path %s must be absolute and "
+		return db_fail(db, error_r, "DKIM key path %s must be absolute and "
 		    "shorter than %d bytes", key_path, DKIM_PATH_MAX);
-	st = prep2(db, "INSERT INTO dkim_keys (domain, selector,"
+	st = db_prepare(db, "INSERT INTO dkim_keys (domain, selector,"
 	    " private_key_path, active) VALUES (?1, ?2, ?3, 1)", d, s);
 	if (st == NULL || sqlite3_bind_text(st, 3, key_path, -1,
 	    SQLITE_STATIC) != SQLITE_OK) {
 		sqlite3_finalize(st);
-		return sql_fail(db, error_r, "adding the DKIM key");
+		return db_sql_fail(db, error_r, "adding the DKIM key");
 	}
 	rc = sqlite3_step(st);
 	code = sqlite3_extended_errcode(db->h);
@@ -218,9 +177,9 @@ db_dkim_key_add(struct db *db, const char *domain, const char *selector,
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (code == SQLITE_CONSTRAINT_PRIMARYKEY)
-		return fail(db, error_r, "domain %s already has a DKIM key with "
+		return db_fail(db, error_r, "domain %s already has a DKIM key with "
 		    "selector %s; choose another: --selector NAME", d, s);
-	return sql_fail(db, error_r, "adding the DKIM key");
+	return db_sql_fail(db, error_r, "adding the DKIM key");
 }
 
 int
@@ -228,7 +187,7 @@ db_dkim_key_list(struct db *db, const char *domain,
     struct db_dkim_key **list_r, size_t *n_r, const char **error_r)
 {
 	char d[ADDR_DOMAIN_MAX + 1];
-	struct db_dkim_key *list = NULL, *np;
+	struct db_dkim_key *list = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *st;
 	int rc;
@@ -238,27 +197,22 @@ db_dkim_key_list(struct db *db, const char *domain,
 	if (domain != NULL && (normal_names(domain, NULL, d, NULL,
 	    error_r) < 0 || db_admin_domain_hosted(db, d, error_r) < 0))
 		return -1;
-	st = prep2(db, "SELECT " KEY_COLUMNS " FROM dkim_keys k"
+	st = db_prepare(db, "SELECT " KEY_COLUMNS " FROM dkim_keys k"
 	    " WHERE ?1 IS NULL OR k.domain = ?1 ORDER BY k.domain, k.rowid",
 	    domain != NULL ? d : NULL, NULL);
 	if (st == NULL)
-		return sql_fail(db, error_r, "listing DKIM keys");
+		return db_sql_fail(db, error_r, "listing DKIM keys");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((np = reallocarray(list, cap, sizeof(*list))) ==
-			    NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			list = np;
+		if (db_grow((void **)&list, n, &cap, sizeof(*list)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		read_key(st, &list[n++]);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		free(list);
-		return sql_fail(db, error_r, "listing DKIM keys");
+		return db_sql_fail(db, error_r, "listing DKIM keys");
 	}
 	*list_r = list;
 	*n_r = n;
@@ -270,27 +224,21 @@ db_dkim_key_retire(struct db *db, const char *domain, const char *selector,
     const char **error_r)
 {
 	char d[ADDR_DOMAIN_MAX + 1], s[DKIM_SELECTOR_MAX + 1];
-	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	if (normal_names(domain, selector, d, s, error_r) < 0 ||
 	    db_admin_domain_hosted(db, d, error_r) < 0)
 		return -1;
-	st = prep2(db, "UPDATE dkim_keys SET active = 0 WHERE domain = ?1"
-	    " AND selector = ?2 AND active = 1", d, s);
-	if (st == NULL)
-		return sql_fail(db, error_r, "retiring the DKIM key");
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return sql_fail(db, error_r, "retiring the DKIM key");
+	if (step_once(db, "UPDATE dkim_keys SET active = 0 WHERE domain = ?1"
+	    " AND selector = ?2 AND active = 1", d, s) != SQLITE_DONE)
+		return db_sql_fail(db, error_r, "retiring the DKIM key");
 	if (sqlite3_changes(db->h) == 1)
 		return 0;
 	if ((r = db_dkim_key_exists(db, d, s, error_r)) < 0)
 		return -1;
 	if (r == 1)
-		return fail(db, error_r, "the DKIM key %s of %s is already "
+		return db_fail(db, error_r, "the DKIM key %s of %s is already "
 		    "retired", s, d);
-	return fail(db, error_r, "domain %s has no DKIM key with selector %s; "
+	return db_fail(db, error_r, "domain %s has no DKIM key with selector %s; "
 	    "see: mailadm dkim list %s", d, s, d);
 }

@@ -37,6 +37,26 @@ sqlite3_stmt *db_stmt(struct db *db, enum db_stmt_id id);
 int db_domain_state(struct db *db, const char *domain);
 
 /*
+ * The error convention of the admin functions (db_admin.h): the message
+ * goes into db->errbuf (with db NULL, a check that has no handle, into a
+ * per-thread buffer), *error_r points at it, and the result is -1.
+ */
+int db_fail(struct db *db, const char **error_r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "database error while WHAT: " and SQLite's message.  -1. */
+int db_sql_fail(struct db *db, const char **error_r, const char *what);
+
+/* sql prepared, texts a1 and a2 bound as ?1 and ?2 (NULL: unbound); NULL. */
+sqlite3_stmt *db_prepare(struct db *db, const char *sql, const char *a1,
+    const char *a2);
+
+/* A text column copied into a fixed field ("" for NULL, cut to fit). */
+void db_column_text(sqlite3_stmt *st, int col, char *dst, size_t dstsz);
+
+/* Room for element n of a growing array of elsize bytes.  0 or -1. */
+int db_grow(void **p, size_t n, size_t *cap, size_t elsize);
+
+/*
  * Bring the schema up to DB_SCHEMA_VERSION in one transaction.
  * *from_r receives the version found.  0, or -1 with err set.
  */

@@ -50,11 +50,49 @@ static const char schema_v1[] =
 	"  PRIMARY KEY (domain, selector)\n"
 	");\n";
 
+/*
+ * Version 2: one row per DMARC evaluation of mail from outside (smtpd),
+ * the raw material of the daily aggregate reports (RFC 7489 7.2,
+ * db_dmarc.c).  Rows are purged after DMARC_KEEP_DAYS.  "dkim" holds
+ * every signature judged as "DOMAIN SELECTOR RESULT", signatures joined
+ * by ';' (fields never contain ' ' or ';': db_dmarc.c replaces them), so
+ * rows with the same results group by one column.  Text from outside is
+ * stored as it came (bounded); the report builder escapes it.
+ */
+static const char schema_v2[] =
+	"CREATE TABLE dmarc_evaluations (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  time INTEGER NOT NULL,\n"
+	"  source_ip TEXT NOT NULL,\n"
+	"  envelope_from TEXT NOT NULL,\n"
+	"  header_from TEXT NOT NULL,\n"
+	"  spf_domain TEXT NOT NULL,\n"
+	"  spf_scope TEXT NOT NULL CHECK (spf_scope IN ('mfrom', 'helo')),\n"
+	"  spf_result TEXT NOT NULL,\n"
+	"  spf_aligned INTEGER NOT NULL CHECK (spf_aligned IN (0, 1)),\n"
+	"  dkim TEXT NOT NULL,\n"
+	"  dkim_aligned INTEGER NOT NULL CHECK (dkim_aligned IN (0, 1)),\n"
+	"  dmarc_result TEXT NOT NULL,\n"
+	"  disposition TEXT NOT NULL\n"
+	"    CHECK (disposition IN ('none', 'quarantine', 'reject')),\n"
+	"  reason TEXT NOT NULL,\n"
+	"  policy_domain TEXT NOT NULL,\n"
+	"  org_domain TEXT NOT NULL,\n"
+	"  p TEXT NOT NULL,\n"
+	"  sp TEXT NOT NULL,\n"
+	"  adkim TEXT NOT NULL,\n"
+	"  aspf TEXT NOT NULL,\n"
+	"  pct INTEGER NOT NULL,\n"
+	"  rua TEXT NOT NULL\n"
+	");\n"
+	"CREATE INDEX dmarc_evaluations_time ON dmarc_evaluations(time);\n";
+
 static const struct migration {
 	int version;		/* user_version after this step */
 	const char *sql;
 } migrations[] = {
 	{ 1, schema_v1 },
+	{ 2, schema_v2 },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

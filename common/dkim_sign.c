@@ -54,15 +54,11 @@ static char lib_err[256];
  * in a daemon.  So every allocation a signing handle makes is noted in a
  * per-message registry (its memory closure), and whatever dkim_free()
  * leaves behind is freed after it.  The library's own allocations come
- * with a NULL closure and are plain malloc/free.
+ * with a NULL closure and are plain malloc/free.  policy_dkim.c gives
+ * its verifying handles the same registry.
  */
-struct dkim_arena {
-	void **p;
-	size_t n, cap;
-};
-
-static void *
-arena_malloc(void *closure, size_t n)
+void *
+dkim_arena_malloc(void *closure, size_t n)
 {
 	struct dkim_arena *a = closure;
 	void **np, *p;
@@ -82,8 +78,8 @@ arena_malloc(void *closure, size_t n)
 	return p;
 }
 
-static void
-arena_free(void *closure, void *p)
+void
+dkim_arena_free(void *closure, void *p)
 {
 	struct dkim_arena *a = closure;
 	size_t i;
@@ -99,8 +95,8 @@ arena_free(void *closure, void *p)
 	free(p);
 }
 
-static void
-arena_release(struct dkim_arena *a)
+void
+dkim_arena_release(struct dkim_arena *a)
 {
 	while (a->n > 0)
 		free(a->p[--a->n]);
@@ -114,7 +110,7 @@ lib_create(void)
 {
 	DKIM_LIB *l;
 
-	if ((l = dkim_init(arena_malloc, arena_free)) == NULL) {
+	if ((l = dkim_init(dkim_arena_malloc, dkim_arena_free)) == NULL) {
 		snprintf_checked(lib_err, sizeof(lib_err), "libopendkim: "
 		    "dkim_init failed");
 		return;
@@ -247,7 +243,7 @@ dkim_sign_message(const char *key_pem, size_t key_len, const char *domain,
 done:
 	if (d != NULL)
 		dkim_free(d);	/* also frees hdr */
-	arena_release(&arena);
+	dkim_arena_release(&arena);
 	if (key != NULL) {
 		explicit_bzero(key, key_len);
 		free(key);

@@ -80,4 +80,20 @@ int dkim_key_read(const char *path, struct buf *pem_out, char *err,
 /* Zero a buffer that held a private key, then free it. */
 void dkim_buf_wipe(struct buf *b);
 
+/*
+ * The allocations of one libopendkim message handle, noted so that what
+ * dkim_free() forgets is freed too: give dkim_arena_malloc and
+ * dkim_arena_free to dkim_init(), a zeroed arena as the memory closure
+ * of dkim_sign()/dkim_verify(), and call dkim_arena_release() after
+ * dkim_free().  One arena per handle; the library's own allocations
+ * (NULL closure) are plain malloc/free.
+ */
+struct dkim_arena {
+	void **p;
+	size_t n, cap;
+};
+void *dkim_arena_malloc(void *closure, size_t n);
+void dkim_arena_free(void *closure, void *p);
+void dkim_arena_release(struct dkim_arena *a);
+
 #endif

@@ -53,34 +53,19 @@ lower(unsigned char c)
 	return (unsigned char)(c + ((unsigned)(c - 'A') < 26u) * 32u);
 }
 
-static int
-is_atext(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
-}
-
 /*
  * Text that can stand in a local part without quotes once it follows a
- * '=': atext and dots, no empty atom inside or at the end.
+ * '=': a Dot-string, which may start with a dot since the '=' before it
+ * is atext.
  */
 static int
 local_ok(const char *p, size_t n)
 {
-	size_t i;
-
-	if (n == 0 || p[n - 1] == '.')
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (p[i] == '.') {
-			if (i > 0 && p[i - 1] == '.')
-				return 0;
-		} else if (!is_atext((unsigned char)p[i]))
-			return 0;
+	if (n > 0 && p[0] == '.') {
+		p++;
+		n--;
 	}
-	return 1;
+	return addr_is_dot_string(p, n, 0);
 }
 
 /* A host name (no address literal: '[' cannot stand in a local part). */

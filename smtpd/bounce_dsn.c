@@ -12,6 +12,7 @@
  * author (backscatter) in full.
  */
 #include "bounce_dsn.h"
+#include "../common/addr.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -38,15 +39,6 @@ san(unsigned char c)
 	if (c == '\t' || c == '\r' || c == '\n')
 		return ' ';
 	return '?';
-}
-
-static int
-is_atext(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
 /* A host name or address literal as it may appear after "dns;". */
@@ -77,14 +69,11 @@ put_addr(struct buf *b, const char *s)
 {
 	const char *at = strrchr(s, '@');
 	size_t i, llen = at != NULL ? (size_t)(at - s) : strlen(s);
-	int r = 0, dotatom = llen > 0 && s[0] != '.' && s[llen - 1] != '.';
+	int r = 0, dotatom;
 
 	if (llen > LOCAL_MAX)
 		llen = LOCAL_MAX;
-	for (i = 0; i < llen && dotatom; i++)
-		if (s[i] == '.' ? s[i + 1] == '.' :
-		    !is_atext((unsigned char)s[i]))
-			dotatom = 0;
+	dotatom = addr_is_dot_string(s, llen, 0);
 	if (!dotatom)
 		r |= buf_putc(b, '"');
 	for (i = 0; i < llen; i++) {
@@ -261,8 +250,8 @@ put_msgid(struct buf *b, const struct dsn_info *info)
 
 	r |= buf_putc(b, '<');
 	for (i = 0; s != NULL && s[i] != '\0' && n < 200; i++)
-		if (is_atext((unsigned char)s[i]) || (s[i] == '.' && n > 0 &&
-		    s[i + 1] != '\0' && s[i + 1] != '.')) {
+		if (addr_is_atext((unsigned char)s[i]) || (s[i] == '.' &&
+		    n > 0 && s[i + 1] != '\0' && s[i + 1] != '.')) {
 			r |= buf_putc(b, s[i]);
 			n++;
 		}
@@ -325,33 +314,34 @@ put_human_rcpt(struct buf *b, const struct dsn_rcpt *rc)
 	return r;
 }
 
+/* What part 1 says before the failed [0] and the delayed [1] recipients. */
+static const char *const human_intro[2] = {
+	"\nYour message could not be delivered to the recipients below, and "
+	"the mail\nsystem has given up on them. The reasons follow; a report "
+	"and the\nheader of your message are attached.\n",
+	"\nYour message has not been delivered yet to the recipients below. "
+	"The\nmail system will keep trying; you do not need to send it "
+	"again.\n",
+};
+
 static int
 put_human(struct buf *b, const struct dsn_info *info,
     const struct dsn_rcpt *rcpts, size_t n, size_t nfailed, size_t ndelayed)
 {
 	size_t i;
-	int r = 0;
+	int r = 0, delayed;
 
 	r |= buf_puts(b, "Content-Description: Notification\n"
 	    "Content-Type: text/plain; charset=us-ascii\n\n"
 	    "This is the mail system at ");
 	r |= put_host(b, info->reporting_mta);
 	r |= buf_puts(b, ".\n");
-	if (nfailed > 0) {
-		r |= buf_puts(b, "\nYour message could not be delivered to "
-		    "the recipients below, and the mail\nsystem has given "
-		    "up on them. The reasons follow; a report and the\n"
-		    "header of your message are attached.\n");
+	for (delayed = 0; delayed < 2; delayed++) {
+		if ((delayed ? ndelayed : nfailed) == 0)
+			continue;
+		r |= buf_puts(b, human_intro[delayed]);
 		for (i = 0; i < n; i++)
-			if (!rcpts[i].delayed)
-				r |= put_human_rcpt(b, &rcpts[i]);
-	}
-	if (ndelayed > 0) {
-		r |= buf_puts(b, "\nYour message has not been delivered yet "
-		    "to the recipients below. The\nmail system will keep "
-		    "trying; you do not need to send it again.\n");
-		for (i = 0; i < n; i++)
-			if (rcpts[i].delayed)
+			if (!rcpts[i].delayed == !delayed)
 				r |= put_human_rcpt(b, &rcpts[i]);
 	}
 	return r;

@@ -135,6 +135,8 @@ main(int argc, char **argv)
 	char err[1024];
 	int debug;
 
+	if (argc >= 2 && strcmp(argv[1], QUEUE_RUNNER_ARG) == 0)
+		queue_runner_main(argc > 2 && strcmp(argv[2], "-d") == 0);
 	server_args(argc, argv, "smtpd [-d] [-c buzon.conf]", &conf, &debug);
 	log_init("smtpd", debug);
 	if (config_load(&d.cfg, conf, err, sizeof(err)) < 0)

@@ -244,9 +244,12 @@ settle(struct attempt *a)
 	for (i = 0; i < a->nar; i++) {
 		struct attempt_rcpt *ar = &a->ar[i];
 
-		if (ar->result == AR_PENDING && (expired ||
-		    a->env.sender[0] == '\0'))
-			/* RFC 3463 4.4.7: delivery time expired */
+		/*
+		 * RFC 3463 4.4.7: delivery time expired.  A bounce (null
+		 * sender) that meets a greylist or a down MX is retried like
+		 * any mail; only one refused for good is dropped, below.
+		 */
+		if (ar->result == AR_PENDING && expired)
 			bounce_rcpt(ar, "4.4.7", a->last_error[0] ?
 			    a->last_error : "delivery time expired");
 		if (ar->result == AR_BOUNCED)
@@ -288,8 +291,10 @@ map_message(struct attempt *a)
 	void *p;
 
 	if (snprintf_checked(path, sizeof(path), "%s/%s.msg",
-	    a->w->r->cfg.queue_dir, a->env.id) < 0)
+	    a->w->r->cfg.queue_dir, a->env.id) < 0) {
+		errno = ENAMETOOLONG;	/* never ENOENT: that removes it */
 		return -1;
+	}
 	if ((a->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
 	    fstat(a->fd, &st) < 0)
 		return -1;
@@ -331,6 +336,13 @@ queue_attempt(struct runner_worker *w, const char *id, time_t *next_try_r)
 		if (res == ATTEMPT_RETRY)
 			log_error("queue: id=%s message unreadable: %s", id,
 			    strerror(errno));
+		else if (queue_remove(cfg->queue_dir, id) == 0)
+			/*
+			 * mailadm queue del ran between save_progress()'s
+			 * check and its rename: the .env came back alone.
+			 */
+			log_info("queue: id=%s envelope without message "
+			    "removed", id);
 		*next_try_r = a.now + 3600;
 		goto out;
 	}

@@ -20,6 +20,12 @@
 #include <string.h>
 
 #define SMTP_PORT 25
+/*
+ * Addresses tried for one group in one attempt (Postfix's
+ * smtp_mx_address_limit): a domain whose many MX addresses are all
+ * black holes must not hold a delivery thread for hours.
+ */
+#define ADDRESS_LIMIT 5
 
 static int
 family_wanted(const struct config *cfg)
@@ -151,6 +157,16 @@ try_address(struct attempt *a, const size_t *which, size_t n,
 	}
 	st = smtpc_open((const struct sockaddr *)dst, dstlen,
 	    srclen ? (const struct sockaddr *)&src : NULL, srclen, &o, &c, &rep);
+	if (st != SMTPC_OK && o.tls == SMTPC_TLS_OPPORTUNISTIC &&
+	    strcmp(rep.enhanced, "4.7.5") == 0) {
+		/* RFC 7435: a failed handshake is no reason to send nothing */
+		log_info("queue: id=%s relay=%s %s; trying again without TLS",
+		    a->env.id, relay, rep.text);
+		o.tls = SMTPC_TLS_NONE;
+		st = smtpc_open((const struct sockaddr *)dst, dstlen,
+		    srclen ? (const struct sockaddr *)&src : NULL, srclen, &o,
+		    &c, &rep);
+	}
 	if (st != SMTPC_OK) {
 		snprintf_checked(a->last_error, sizeof(a->last_error),
 		    "%s: %s", relay, rep.text);
@@ -231,7 +247,7 @@ out:
 
 static int
 try_host(struct attempt *a, const size_t *which, size_t n, const char *host,
-    unsigned port)
+    unsigned port, unsigned *budget)
 {
 	struct sockaddr_storage addrs[MX_ADDRS_MAX];
 	socklen_t lens[MX_ADDRS_MAX];
@@ -243,9 +259,10 @@ try_host(struct attempt *a, const size_t *which, size_t n, const char *host,
 		strlcpy_checked(a->last_error, err, sizeof(a->last_error));
 		return 0;
 	}
-	for (i = 0; i < naddr; i++) {
+	for (i = 0; i < naddr && *budget > 0; i++) {
 		if (a->w->r->stopping)
 			return 1;
+		(*budget)--;
 		if (try_address(a, which, n, host, &addrs[i], lens[i]))
 			return 1;
 	}
@@ -259,12 +276,14 @@ queue_remote(struct attempt *a, const size_t *which, size_t n,
 	struct runner *r = a->w->r;
 	struct mx_route route;
 	char err[512], diag[600];
+	unsigned budget = ADDRESS_LIMIT;
 	size_t i;
 
 	if (n == 0)
 		return;
 	if (r->relay_host[0] != '\0') {
-		if (!try_host(a, which, n, r->relay_host, r->relay_port))
+		if (!try_host(a, which, n, r->relay_host, r->relay_port,
+		    &budget))
 			set_all(a, which, n, AR_PENDING, "4.4.1",
 			    a->last_error, r->relay_host);
 		return;
@@ -289,10 +308,11 @@ queue_remote(struct attempt *a, const size_t *which, size_t n,
 		set_all(a, which, n, AR_PENDING, "4.4.3", err, "");
 		return;
 	}
-	for (i = 0; i < route.nhosts; i++) {
+	for (i = 0; i < route.nhosts && budget > 0; i++) {
 		if (r->stopping)
 			return;
-		if (try_host(a, which, n, route.hosts[i].name, SMTP_PORT))
+		if (try_host(a, which, n, route.hosts[i].name, SMTP_PORT,
+		    &budget))
 			return;
 	}
 	set_all(a, which, n, AR_PENDING, "4.4.1", a->last_error[0] ?

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include "queue_runner.h"
+#include "queue_dmarc.h"
 #include "smtpc.h"
 #include "../common/log.h"
 #include "../common/server.h"
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -348,6 +350,7 @@ run(struct sched *s)
 		if (now - s->last_scan >= RESCAN_INTERVAL)
 			rescan(s);
 		dispatch(s, now);
+		queue_dmarc_tick(&s->r.cfg, now);	/* daily reports, purge */
 		pfd[0].fd = s->ino;
 		pfd[1].fd = s->wake[0];
 		pfd[2].fd = s->sfd;
@@ -495,22 +498,51 @@ parse_relayhost(struct runner *r)
 	return 0;
 }
 
-static void
-runner_main(const struct config *cfg) __attribute__((noreturn));
+/*
+ * The configuration the daemon loaded, read from CONFIG_FD: the runner
+ * runs after the privilege drop and may not be able to read buzon.conf
+ * (which can hold relayhost_password) itself.  struct config is plain
+ * data and this is the same binary, so its bytes are the whole message.
+ */
+#define CONFIG_FD 3
 
-static void
-runner_main(const struct config *cfg)
+static int
+read_config(struct config *cfg)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(*cfg)) {
+		n = read(CONFIG_FD, (char *)cfg + got, sizeof(*cfg) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	close(CONFIG_FD);
+	return 0;
+}
+
+void
+queue_runner_main(int debug)
 {
 	static struct sched s;
 	char err[512];
 	sigset_t set;
 	unsigned i;
 
-	s.r.cfg = *cfg;
+	log_init("smtpd", debug);
+	if (read_config(&s.r.cfg) < 0)
+		log_fatal("queue: no configuration from smtpd");
+	/* an ignored signal never reaches a signalfd: default, then blocked */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);	/* a terminal's hang-up is not a stop */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* threads inherit it */
 	s.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s.sfd < 0)
@@ -519,32 +551,36 @@ runner_main(const struct config *cfg)
 		_exit(0);
 	if (parse_relayhost(&s.r) < 0)
 		log_fatal("queue: relayhost = %s: expected host:port",
-		    cfg->relayhost);
+		    s.r.cfg.relayhost);
 	if (read_relay_password(&s.r) < 0)
 		_exit(1);
-	if (srs_secret_load(cfg->state_dir, 1, s.r.srs_key, err,
+	if (srs_secret_load(s.r.cfg.state_dir, 1, s.r.srs_key, err,
 	    sizeof(err)) < 0)
 		log_fatal("queue: %s", err);
 	if ((s.r.ssl = smtpc_tls_ctx(err, sizeof(err))) == NULL)
 		log_fatal("queue: %s", err);
 	s.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (s.ino < 0 || inotify_add_watch(s.ino, cfg->queue_dir,
+	if (s.ino < 0 || inotify_add_watch(s.ino, s.r.cfg.queue_dir,
 	    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) < 0)
-		log_fatal("queue: inotify on %s: %s", cfg->queue_dir,
+		log_fatal("queue: inotify on %s: %s", s.r.cfg.queue_dir,
 		    strerror(errno));
 	if (pipe2(s.wake, O_NONBLOCK | O_CLOEXEC) < 0)
 		log_fatal("queue: pipe: %s", strerror(errno));
 	pthread_mutex_init(&s.mu, NULL);
 	pthread_cond_init(&s.cv, NULL);
-	s.nthreads = cfg->outbound_connections ? cfg->outbound_connections : 1;
+	s.nthreads = s.r.cfg.outbound_connections ?
+	    s.r.cfg.outbound_connections : 1;
 	if ((s.threads = calloc(s.nthreads, sizeof(*s.threads))) == NULL)
 		log_fatal("queue: out of memory");
 	for (i = 0; i < s.nthreads; i++)
-		if (pthread_create(&s.threads[i], NULL, worker_main, &s) != 0)
-			log_fatal("queue: cannot start delivery threads");
+		if (pthread_create(&s.threads[i], NULL, worker_main, &s) != 0) {
+			log_error("queue: cannot start delivery threads");
+			_exit(1);
+		}
 	log_info("queue: runner started (%u delivery threads, %s)",
-	    s.nthreads, s.r.relay_host[0] ? cfg->relayhost : "MX routing");
+	    s.nthreads, s.r.relay_host[0] ? s.r.cfg.relayhost : "MX routing");
 	run(&s);
+	queue_dmarc_stop();
 	stop_threads(&s);
 	log_info("queue: runner stopped");
 	_exit(0);
@@ -554,27 +590,37 @@ pid_t
 queue_runner_spawn(const struct config *cfg, struct server *srv)
 {
 	pid_t parent = getpid(), pid;
-	struct sigaction sa;
+	int fd;
 
 	(void)srv;
+	fd = memfd_create("buzon-config", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (write(fd, cfg, sizeof(*cfg)) != (ssize_t)sizeof(*cfg) ||
+	    lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
 	pid = fork();
-	if (pid != 0)
+	if (pid != 0) {
+		close(fd);
 		return pid;	/* parent, or -1 */
+	}
 	/*
-	 * Nothing of the daemon's: not its listeners, not a client
-	 * connection (after a respawn), not its database handle.
+	 * A new image, not a copy of smtpd: SQLite's per-file lock state in
+	 * smtpd's memory names smtpd's descriptors (a new connection's
+	 * WAL-index locks would go to whatever file reuses the number), and
+	 * after a restart another thread may have held a lock of malloc,
+	 * OpenSSL or SQLite at the fork.  Only stdio and the configuration
+	 * survive; a killed smtpd takes the runner along (PDEATHSIG
+	 * survives exec).
 	 */
-	if (close_range(3, ~0U, 0) < 0)
-		log_fatal("queue: close_range: %s", strerror(errno));
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	/* A killed smtpd takes its runner along (gracefully). */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
 		_exit(0);
-	runner_main(cfg);
+	if (dup2(fd, CONFIG_FD) != CONFIG_FD ||
+	    close_range(CONFIG_FD + 1, ~0U, 0) < 0)
+		_exit(1);
+	execl("/proc/self/exe", "smtpd", QUEUE_RUNNER_ARG,
+	    log_debug_enabled() ? "-d" : (char *)NULL, (char *)NULL);
+	_exit(127);
 }

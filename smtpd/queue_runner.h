@@ -74,8 +74,15 @@ struct attempt {
 	char last_error[512];
 };
 
-/* main.c side: fork the runner; it never returns in the child. */
+/*
+ * main.c side: start the runner, a new image of this program run as
+ * "smtpd --queue-runner [-d]" (never a bare fork of smtpd) that reads
+ * cfg from descriptor 3.  Its pid, or -1.
+ */
 pid_t queue_runner_spawn(const struct config *cfg, struct server *srv);
+/* "smtpd --queue-runner [-d]": the runner itself.  Never returns. */
+#define QUEUE_RUNNER_ARG "--queue-runner"
+void queue_runner_main(int debug) __attribute__((noreturn));
 
 /* queue_attempt.c */
 enum attempt_result queue_attempt(struct runner_worker *w, const char *id,

@@ -271,6 +271,10 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	s->tx->mail = args;
 	addr_format(&args.from, s->tx->sender, sizeof(s->tx->sender));
 	smtp_enter_state(s, SMTP_ST_MAIL);
+	if (smtp_policy_applies(s) && s->d->cfg.spf) {
+		smtp_policy_mail(s);	/* answers when SPF is known */
+		return;
+	}
 	smtp_reply(s, 250, "2.1.0 Ok");
 }
 
@@ -293,6 +297,10 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&args.to, shown, sizeof(shown));
+	/* the DNSBL verdict stands even with spf/dkim/dmarc off */
+	if ((smtp_policy_applies(s) || s->dnsbl.listed) &&
+	    smtp_policy_rcpt(s, shown))
+		return;
 	smtp_cmd_rcpt_resolve(s, &args.to, shown);
 }
 

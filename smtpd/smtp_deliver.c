@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-void smtp_session_release(struct smtp_session *s);
 
 static const char *
 smtp_protocol_name(const struct smtp_session *s)
@@ -208,7 +207,7 @@ smtp_deliver_done(struct pool_job *job)
 	smtp_resume(s);
 }
 
-static void
+void
 smtp_tx_done(struct smtp_session *s)
 {
 	smtp_tx_free(&s->tx);
@@ -253,6 +252,19 @@ smtp_data_finished(struct smtp_session *s)
 		smtp_tx_done(s);
 		return;
 	}
+	if (smtp_policy_applies(s)) {
+		smtp_policy_data_end(s);	/* then smtp_deliver_start() */
+		return;
+	}
+	smtp_deliver_start(s);
+}
+
+/* Write the message (its checks done) on the pool; 250 from the job. */
+void
+smtp_deliver_start(struct smtp_session *s)
+{
+	struct smtpd *d = s->d;
+
 	s->job.work = smtp_deliver_work;
 	s->job.done = smtp_deliver_done;
 	s->job_running = 1;

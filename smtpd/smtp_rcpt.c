@@ -92,6 +92,8 @@ smtp_rcpt_srs(struct smtp_session *s, const struct mailaddr *a,
 	switch (srs_reverse(s->d->srs_key, addr, time(NULL), orig,
 	    sizeof(orig))) {
 	case SRS_NOT_SRS:
+	case SRS_MALFORMED:
+		/* only looks like SRS ("srs0-team"): an ordinary address */
 		return 0;
 	case SRS_OK:
 		break;

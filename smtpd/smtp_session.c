@@ -31,7 +31,13 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 void
 smtp_resume(struct smtp_session *s)
 {
-	smtp_enter_state(s, SMTP_ST_HELO);
+	smtp_resume_in(s, SMTP_ST_HELO);
+}
+
+void
+smtp_resume_in(struct smtp_session *s, enum smtp_state st)
+{
+	smtp_enter_state(s, st);
 	if (s->d->stopping) {
 		smtp_reply(s, 421, "4.3.2 %s Service shutting down",
 		    s->d->cfg.hostname);
@@ -163,7 +169,8 @@ smtp_session_accept(struct smtpd *d, struct listener *l, int fd,
 		d->sessions->prev = s;
 	d->sessions = s;
 	d->nsessions++;
-	if (server_conn_begin(c, l, d->tls, SMTP_TIMEOUT))
+	if (server_conn_begin(c, l, d->tls, SMTP_TIMEOUT) &&
+	    smtp_policy_connect(s) == 0)
 		smtp_reply(s, 220, "%s ESMTP Buzon", d->cfg.hostname);
 }
 
@@ -178,7 +185,7 @@ smtp_spool_out(void *arg, const char *p, size_t n)
 		tx->overflow = 1;
 		return -1;
 	}
-	if (s->user[0] != '\0')
+	if (s->user[0] != '\0' || smtp_policy_applies(s))
 		return smtp_submit_spool(s, p, n);
 	if (spool_append(&tx->body, p, n) < 0) {
 		tx->spool_error = 1;
@@ -285,7 +292,6 @@ smtp_on_conn(struct conn *c, enum conn_event ev, void *arg)
 }
 
 /* Called by the delivery job's done() when the conn went away. */
-void smtp_session_release(struct smtp_session *s);
 void
 smtp_session_release(struct smtp_session *s)
 {

@@ -22,13 +22,19 @@ smtp_listener_submits(const struct smtp_session *s)
 	return s->kind == LISTEN_SUBMISSION || s->kind == LISTEN_SUBMISSIONS;
 }
 
-/* The complete header is in tx->header: spool it without Bcc. */
+/*
+ * The complete header is in tx->header: spool it without Bcc (mail from
+ * outside: as smtp_policy.c filters it).
+ */
 static int
-smtp_submit_header_end(struct smtp_tx *tx)
+smtp_submit_header_end(struct smtp_session *s)
 {
+	struct smtp_tx *tx = s->tx;
 	struct buf out;
 	int r;
 
+	if (s->user[0] == '\0')
+		return smtp_policy_header_end(s);
 	tx->header_done = 1;
 	buf_init(&out, SMTP_SUBMIT_HEADER_MAX + 1);
 	r = smtp_header_filter(tx->header.data ? tx->header.data : "",
@@ -43,7 +49,8 @@ smtp_submit_header_end(struct smtp_tx *tx)
 }
 
 /*
- * The DATA scanner's output for a submission: header bytes up to and
+ * The DATA scanner's output for a submission, or for mail from outside
+ * when the policy checks it: header bytes up to and
  * including the blank line are collected, the rest goes to the spool.
  * -1 stops the scanner's appending (too big header, spool error).
  */
@@ -72,7 +79,7 @@ smtp_submit_spool(struct smtp_session *s, const char *p, size_t n)
 	}
 	if (end == 0)
 		return 0;
-	if (smtp_submit_header_end(tx) < 0)
+	if (smtp_submit_header_end(s) < 0)
 		return -1;
 	p += end;
 	n -= end;
@@ -170,7 +177,7 @@ smtp_submit_finish(struct smtp_session *s)
 		return -1;
 	}
 	/* A message without a blank line is all header. */
-	if (!tx->header_done && smtp_submit_header_end(tx) < 0) {
+	if (!tx->header_done && smtp_submit_header_end(s) < 0) {
 		smtp_reply(s, 451, "4.3.0 Error: local storage problem, try "
 		    "again later");
 		return -1;

@@ -1,231 +1,34 @@
 /*
- * smtpc.c - one outbound SMTP session (see smtpc.h): connect, greeting,
- * EHLO, STARTTLS, AUTH, transactions, QUIT.
+ * smtpc.c - one outbound SMTP session (see smtpc.h): the dialogue over
+ * the transport of smtpc_io.c - greeting, EHLO, STARTTLS, AUTH,
+ * transactions (pipelined when offered), the body, QUIT.
  *
- * Blocking, for the queue runner's delivery threads: every wait is a
- * poll() on the non-blocking socket with a deadline, never an unbounded
- * read or write.  Replies go through the pure parser of smtpc_reply.c,
- * which bounds them.  Two rules this file must never break: AUTH is only
- * sent inside TLS, and nothing read before the TLS handshake is used
- * after it (CVE-2011-0411: a reply injected behind "220 ready").
+ * Replies go through the pure parser of smtpc_reply.c, which bounds
+ * them.  Rules this file must never break: AUTH is only sent inside TLS;
+ * nothing read before the TLS handshake is used after it (CVE-2011-0411:
+ * a reply injected behind "220 ready"); an address is written so that
+ * nothing in it can end its path early; a recipient counts as delivered
+ * only by the reply to the final ".".
  */
-#include "smtpc.h"
+#include "smtpc_private.h"
+#include "../common/addr.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/x509v3.h>
 
 #define BODY_CHUNK	32768		/* bytes of the queue file per read */
 #define OBUF_SIZE	(3 * BODY_CHUNK + 16)	/* see send_body() */
 #define CMD_MAX		(256 * 1024)	/* a pipelined MAIL+RCPTs+DATA batch */
-#define ADDR_MAX	1000		/* longer sender/recipient: refused */
+#define ADDR_TEXT_MAX	1000		/* longer sender/recipient: refused */
 #define AUTH_MAX	1024		/* user + password */
 #define QUIT_TIMEOUT	5
-
-struct smtpc {
-	int fd;
-	SSL *ssl;
-	int verified;
-	int broken;		/* no further command may be sent */
-	int need_rset;		/* a transaction may be open on the server */
-	struct smtpc_ext ext;
-	char helo[256];
-	char peer[64];
-	unsigned t_connect, t_greeting, t_cmd, t_block, t_end;
-	/* why the last I/O failed */
-	enum { IOE_NONE, IOE_TIMEOUT, IOE_EOF, IOE_ERR } ioe;
-	char ioerr[160];
-	struct smtpc_rparser rp;
-	char in[4096];		/* read but not yet parsed */
-	size_t inpos, inlen;
-	struct buf out;		/* commands being written */
-	char *ibuf, *obuf;	/* the body: queue file bytes, wire bytes */
-};
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-deadline_after(unsigned seconds)
-{
-	return now_ms() + (long long)seconds * 1000;
-}
-
-static void
-set_ioerr(struct smtpc *c, int kind, const char *what)
-{
-	c->ioe = kind;
-	strlcpy_checked(c->ioerr, what, sizeof(c->ioerr));
-}
-
-static void
-set_errno(struct smtpc *c, int e)
-{
-	char tmp[128];
-
-	set_ioerr(c, IOE_ERR, strerror_r(e, tmp, sizeof(tmp)));
-}
-
-/* OpenSSL's reason for the last failure, or errno's, or EOF. */
-static void
-set_tls_err(struct smtpc *c, int sslerr)
-{
-	unsigned long e = ERR_get_error();
-	char tmp[128];
-
-	if (e != 0) {
-		ERR_error_string_n(e, tmp, sizeof(tmp));
-		set_ioerr(c, IOE_ERR, tmp);
-	} else if (sslerr == SSL_ERROR_SYSCALL && errno != 0) {
-		set_errno(c, errno);
-	} else {
-		set_ioerr(c, IOE_EOF, "connection closed");
-	}
-	ERR_clear_error();
-}
-
-/* Wait until fd is ready for events or the deadline passes. */
-static int
-wait_io(struct smtpc *c, short events, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int n;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0) {
-			set_ioerr(c, IOE_TIMEOUT, "timeout");
-			return -1;
-		}
-		pfd.fd = c->fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		/* POLLERR/POLLHUP: the next read or write says what */
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR) {
-			set_errno(c, errno);
-			return -1;
-		}
-	}
-}
-
-/* Refill c->in (which must be used up): 0, or -1 with c->ioe set. */
-static int
-fill_input(struct smtpc *c, long long deadline)
-{
-	ssize_t n;
-	short ev;
-	int e;
-
-	c->inpos = c->inlen = 0;
-	for (;;) {
-		if (c->ssl != NULL) {
-			ERR_clear_error();
-			errno = 0;
-			n = SSL_read(c->ssl, c->in, (int)sizeof(c->in));
-			if (n > 0) {
-				c->inlen = (size_t)n;
-				return 0;
-			}
-			e = SSL_get_error(c->ssl, (int)n);
-			if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else {
-				set_tls_err(c, e);
-				return -1;
-			}
-		} else {
-			n = recv(c->fd, c->in, sizeof(c->in), 0);
-			if (n > 0) {
-				c->inlen = (size_t)n;
-				return 0;
-			}
-			if (n == 0) {
-				set_ioerr(c, IOE_EOF, "connection closed");
-				return -1;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				set_errno(c, errno);
-				return -1;
-			}
-			ev = POLLIN;
-		}
-		if (wait_io(c, ev, deadline) < 0)
-			return -1;
-	}
-}
-
-static int
-send_all(struct smtpc *c, const char *p, size_t len, long long deadline)
-{
-	ssize_t n;
-	short ev;
-	int e;
-
-	while (len > 0) {
-		if (c->ssl != NULL) {
-			ERR_clear_error();
-			errno = 0;
-			n = SSL_write(c->ssl, p,
-			    len > INT_MAX ? INT_MAX : (int)len);
-			if (n > 0) {
-				p += n;
-				len -= (size_t)n;
-				continue;
-			}
-			e = SSL_get_error(c->ssl, (int)n);
-			if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else {
-				set_tls_err(c, e);
-				return -1;
-			}
-		} else {
-			n = send(c->fd, p, len, MSG_NOSIGNAL);
-			if (n >= 0) {
-				p += n;
-				len -= (size_t)n;
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				set_errno(c, errno);
-				return -1;
-			}
-			ev = POLLOUT;
-		}
-		if (wait_io(c, ev, deadline) < 0)
-			return -1;
-	}
-	return 0;
-}
 
 static void
 local_reply(struct smtpc_reply *r, int code, const char *enhanced,
@@ -273,7 +76,7 @@ static int
 read_reply(struct smtpc *c, unsigned timeout, const char *what,
     struct smtpc_reply *r)
 {
-	long long deadline = deadline_after(timeout);
+	long long deadline = smtpc_deadline(timeout);
 	enum smtpc_feed f;
 	char why[SMTPC_TEXT_MAX];
 	size_t used;
@@ -298,7 +101,7 @@ read_reply(struct smtpc *c, unsigned timeout, const char *what,
 				return -1;
 			}
 		}
-		if (fill_input(c, deadline) < 0) {
+		if (smtpc_io_read(c, deadline) < 0) {
 			char w[128];
 
 			snprintf(w, sizeof(w), "reading %s", what);
@@ -314,11 +117,40 @@ send_out(struct smtpc *c, const char *what, struct smtpc_reply *r)
 {
 	char w[128];
 
-	if (send_all(c, c->out.data, c->out.len, deadline_after(c->t_cmd))
-	    == 0)
+	if (smtpc_io_write(c, c->out.data, c->out.len,
+	    smtpc_deadline(c->t_cmd)) == 0)
 		return 0;
 	snprintf(w, sizeof(w), "sending %s", what);
 	io_failed(c, r, w);
+	return -1;
+}
+
+/*
+ * c->out holds a command (or a pipelined batch): write it and read one
+ * reply within timeout.  0 (r is the reply) or -1 (r says why).
+ */
+static int
+exchange(struct smtpc *c, struct smtpc_reply *r, const char *what,
+    unsigned timeout)
+{
+	char w[128];
+
+	if (c->broken) {
+		/* after a 421 or a failure: the server is gone */
+		local_reply(r, 0, "4.4.2", "session with %s already ended "
+		    "before %s", c->peer, what);
+		return -1;
+	}
+	if (send_out(c, what, r) < 0)
+		return -1;
+	snprintf(w, sizeof(w), "the reply to %s", what);
+	return read_reply(c, timeout, w, r);
+}
+
+static int
+too_long(struct smtpc_reply *r, const char *what)
+{
+	local_reply(r, 0, "4.3.0", "%s command too long", what);
 	return -1;
 }
 
@@ -331,28 +163,16 @@ static int
 command(struct smtpc *c, struct smtpc_reply *r, const char *what,
     const char *fmt, ...)
 {
-	char w[128];
 	va_list ap;
 	int rc;
 
-	if (c->broken) {
-		/* after a 421 or a failure: the server is gone */
-		local_reply(r, 0, "4.4.2", "session with %s already ended "
-		    "before %s", c->peer, what);
-		return -1;
-	}
 	buf_reset(&c->out);
 	va_start(ap, fmt);
 	rc = buf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
-	if (rc < 0 || buf_puts(&c->out, "\r\n") < 0) {
-		local_reply(r, 0, "4.3.0", "%s command too long", what);
-		return -1;
-	}
-	if (send_out(c, what, r) < 0)
-		return -1;
-	snprintf(w, sizeof(w), "the reply to %s", what);
-	return read_reply(c, c->t_cmd, w, r);
+	if (rc < 0 || buf_puts(&c->out, "\r\n") < 0)
+		return too_long(r, what);
+	return exchange(c, r, what, c->t_cmd);
 }
 
 /* TEMP or PERM after a reply that is not the one wanted. */
@@ -362,60 +182,13 @@ refused(const struct smtpc_reply *r)
 	return r->code / 100 == 5 ? SMTPC_PERM : SMTPC_TEMP;
 }
 
-static void
-addr_string(const struct sockaddr *sa, char *out, size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, outlen, "%s:%u", host, ntohs(s4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else {
-		strlcpy_checked(out, "(unknown address)", outlen);
-	}
-}
-
 static int
 connect_to(struct smtpc *c, const struct sockaddr *dst, socklen_t dstlen,
     const struct sockaddr *src, socklen_t srclen, struct smtpc_reply *r)
 {
-	char tmp[128], srcs[64];
-	socklen_t elen = sizeof(int);
-	int err = 0;
-
-	c->fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		local_reply(r, 0, "4.4.1", "connect to %s: socket: %s",
-		    c->peer, strerror_r(errno, tmp, sizeof(tmp)));
-		return -1;
-	}
-	if (src != NULL && bind(c->fd, src, srclen) < 0) {
-		addr_string(src, srcs, sizeof(srcs));
-		local_reply(r, 0, "4.4.1", "connect to %s: bind to %s: %s",
-		    c->peer, srcs, strerror_r(errno, tmp, sizeof(tmp)));
-		return -1;
-	}
-	if (connect(c->fd, dst, dstlen) == 0)
+	if (smtpc_io_connect(c, dst, dstlen, src, srclen, c->t_connect) == 0)
 		return 0;
-	if (errno != EINPROGRESS && errno != EINTR) {
-		err = errno;
-	} else if (wait_io(c, POLLOUT, deadline_after(c->t_connect)) < 0) {
-		err = c->ioe == IOE_TIMEOUT ? ETIMEDOUT : errno;
-	} else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
-		err = errno;
-	}
-	if (err == 0)
-		return 0;
-	local_reply(r, 0, "4.4.1", "connect to %s: %s", c->peer,
-	    strerror_r(err, tmp, sizeof(tmp)));
+	local_reply(r, 0, "4.4.1", "connect to %s: %s", c->peer, c->ioerr);
 	return -1;
 }
 
@@ -442,59 +215,15 @@ hello(struct smtpc *c, struct smtpc_reply *r)
 }
 
 static int
-is_ip_literal(const char *s)
-{
-	unsigned char a[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
-}
-
-static int
 tls_handshake(struct smtpc *c, const struct smtpc_opts *o,
     struct smtpc_reply *r)
 {
-	long long deadline = deadline_after(c->t_cmd);
-	short ev;
-	int n, e;
-
-	c->ssl = SSL_new(o->ssl_ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-		set_tls_err(c, SSL_ERROR_SSL);
-		goto fail;
-	}
-	/* SNI is a host name, never an address (RFC 6066 3) */
-	if (o->sni != NULL && o->sni[0] != '\0' && !is_ip_literal(o->sni) &&
-	    (SSL_set_tlsext_host_name(c->ssl, o->sni) != 1 ||
-	    SSL_set1_host(c->ssl, o->sni) != 1)) {
-		set_tls_err(c, SSL_ERROR_SSL);
-		goto fail;
-	}
-	for (;;) {
-		ERR_clear_error();
-		errno = 0;
-		n = SSL_connect(c->ssl);
-		if (n == 1)
-			break;
-		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ)
-			ev = POLLIN;
-		else if (e == SSL_ERROR_WANT_WRITE)
-			ev = POLLOUT;
-		else {
-			set_tls_err(c, e);
-			goto fail;
-		}
-		if (wait_io(c, ev, deadline) < 0)
-			goto fail;
-	}
-	c->verified = SSL_get0_peer_certificate(c->ssl) != NULL &&
-	    SSL_get_verify_result(c->ssl) == X509_V_OK;
-	return 0;
-fail:
+	if (smtpc_io_starttls(c, o->ssl_ctx, o->sni, c->t_cmd) == 0)
+		return 0;
 	/* no plaintext either: the server is somewhere in its handshake */
 	c->broken = 1;
 	local_reply(r, 0, "4.7.5", "TLS handshake with %s failed: %s",
-	    c->peer, c->ioe == IOE_TIMEOUT ? "timeout" : c->ioerr);
+	    c->peer, c->ioerr);
 	return -1;
 }
 
@@ -547,12 +276,32 @@ base64(const char *in, size_t inlen, char *out, size_t outsize)
 	return 0;
 }
 
+/*
+ * One line of credentials: prefix, then raw in base64, sent and answered
+ * lockstep.  The encoded copy and the command buffer are wiped whatever
+ * happens.  0 (r is the reply) or -1.
+ */
+static int
+send_secret(struct smtpc *c, struct smtpc_reply *r, const char *prefix,
+    const char *raw, size_t rawlen)
+{
+	char b64[(AUTH_MAX + 2) / 3 * 4 + 8];
+	int rc;
+
+	rc = base64(raw, rawlen, b64, sizeof(b64));
+	if (rc == 0)
+		rc = command(c, r, "AUTH", "%s%s", prefix, b64);
+	OPENSSL_cleanse(b64, sizeof(b64));
+	OPENSSL_cleanse(c->out.data, c->out.len);
+	return rc;
+}
+
 /* AUTH PLAIN with the initial response (RFC 4954, RFC 4616). */
 static int
 auth_plain(struct smtpc *c, const char *user, const char *pass,
     struct smtpc_reply *r)
 {
-	char raw[AUTH_MAX + 2], b64[(AUTH_MAX + 2) / 3 * 4 + 8];
+	char raw[AUTH_MAX + 2];
 	size_t ul = strlen(user), pl = strlen(pass);
 	int rc;
 
@@ -560,12 +309,8 @@ auth_plain(struct smtpc *c, const char *user, const char *pass,
 	memcpy(raw + 1, user, ul);
 	raw[1 + ul] = '\0';
 	memcpy(raw + 2 + ul, pass, pl);
-	rc = base64(raw, ul + pl + 2, b64, sizeof(b64));
+	rc = send_secret(c, r, "AUTH PLAIN ", raw, ul + pl + 2);
 	OPENSSL_cleanse(raw, sizeof(raw));
-	if (rc == 0)
-		rc = command(c, r, "AUTH", "AUTH PLAIN %s", b64);
-	OPENSSL_cleanse(b64, sizeof(b64));
-	OPENSSL_cleanse(c->out.data, c->out.len);
 	if (rc < 0)
 		return SMTPC_TEMP;
 	if (r->code == 334) {
@@ -584,21 +329,15 @@ static int
 auth_login(struct smtpc *c, const char *user, const char *pass,
     struct smtpc_reply *r)
 {
-	char b64[AUTH_MAX / 3 * 4 + 8];
 	const char *step[2] = { user, pass };
-	int i, rc;
+	int i;
 
 	if (command(c, r, "AUTH", "AUTH LOGIN") < 0)
 		return SMTPC_TEMP;
 	for (i = 0; i < 2; i++) {
 		if (r->code != 334)
 			return r->code / 100 == 2 ? SMTPC_TEMP : refused(r);
-		rc = base64(step[i], strlen(step[i]), b64, sizeof(b64));
-		if (rc == 0)
-			rc = command(c, r, "AUTH", "%s", b64);
-		OPENSSL_cleanse(b64, sizeof(b64));
-		OPENSSL_cleanse(c->out.data, c->out.len);
-		if (rc < 0)
+		if (send_secret(c, r, "", step[i], strlen(step[i])) < 0)
 			return SMTPC_TEMP;
 	}
 	return r->code == 235 ? SMTPC_OK : refused(r);
@@ -657,7 +396,7 @@ smtpc_new(const struct sockaddr *dst, const struct smtpc_opts *o)
 	}
 	smtpc_rparser_init(&c->rp);
 	buf_init(&c->out, CMD_MAX);
-	addr_string(dst, c->peer, sizeof(c->peer));
+	smtpc_addr_string(dst, c->peer, sizeof(c->peer));
 	c->t_connect = or_default(o->timeout_connect, 30);
 	c->t_greeting = or_default(o->timeout_greeting, 300);
 	c->t_cmd = or_default(o->timeout_cmd, 300);
@@ -710,36 +449,6 @@ smtpc_open(const struct sockaddr *dst, socklen_t dstlen,
 	return SMTPC_OK;
 }
 
-const char *
-smtpc_peer(const struct smtpc *c)
-{
-	return c->peer;
-}
-
-int
-smtpc_tls_active(const struct smtpc *c)
-{
-	return c->ssl != NULL;
-}
-
-const char *
-smtpc_tls_version(const struct smtpc *c)
-{
-	return c->ssl != NULL ? SSL_get_version(c->ssl) : NULL;
-}
-
-const char *
-smtpc_tls_cipher(const struct smtpc *c)
-{
-	return c->ssl != NULL ? SSL_get_cipher_name(c->ssl) : NULL;
-}
-
-int
-smtpc_tls_verified(const struct smtpc *c)
-{
-	return c->ssl != NULL && c->verified;
-}
-
 unsigned
 smtpc_extensions(const struct smtpc *c)
 {
@@ -780,36 +489,78 @@ read_piece(struct smtpc *c, const struct smtpc_msg *m, off_t off,
 	return n > 0 ? n : -1;
 }
 
+/*
+ * The message as it goes out: the prefix, then the queue file, each a
+ * piece of at most BODY_CHUNK at a time through one encoder.
+ */
+struct body_walk {
+	struct smtpc_enc e;
+	size_t pos;		/* in the prefix */
+	off_t off;		/* in the file */
+	size_t olen;		/* encoded bytes waiting in c->obuf */
+};
+
+static void
+body_walk_init(struct body_walk *w, int stuff)
+{
+	memset(w, 0, sizeof(*w));
+	smtpc_enc_init(&w->e, stuff);
+}
+
+/*
+ * Encode the next piece after the olen bytes in c->obuf (which grow by
+ * at most 2 * BODY_CHUNK + 1): 1, 0 at the end, -1 with why when the
+ * queue file cannot be read.
+ */
+static int
+body_next(struct smtpc *c, const struct smtpc_msg *m, struct body_walk *w,
+    char *why, size_t whylen)
+{
+	size_t n;
+	ssize_t got;
+
+	if (w->pos < m->prefix_len) {
+		n = m->prefix_len - w->pos > BODY_CHUNK ? BODY_CHUNK :
+		    m->prefix_len - w->pos;
+		w->olen += smtpc_enc_bytes(&w->e, m->prefix + w->pos, n,
+		    c->obuf + w->olen);
+		w->pos += n;
+		return 1;
+	}
+	if (w->off >= m->size)
+		return 0;
+	if ((got = read_piece(c, m, w->off, why, whylen)) < 0)
+		return -1;
+	w->olen += smtpc_enc_bytes(&w->e, c->ibuf, (size_t)got,
+	    c->obuf + w->olen);
+	w->off += got;
+	return 1;
+}
+
 /* Octets of the message on the wire for SIZE (RFC 1870: no stuffing). */
 static int
 wire_size(struct smtpc *c, const struct smtpc_msg *m,
     unsigned long long *size, char *why, size_t whylen)
 {
-	struct smtpc_enc e;
+	struct body_walk w;
 	unsigned long long total = 0;
-	size_t i, n;
-	off_t off;
-	ssize_t got;
+	int r;
 
-	smtpc_enc_init(&e, 0);
-	for (i = 0; i < m->prefix_len; i += n) {
-		n = m->prefix_len - i > BODY_CHUNK ? BODY_CHUNK :
-		    m->prefix_len - i;
-		total += smtpc_enc_bytes(&e, m->prefix + i, n, c->obuf);
+	body_walk_init(&w, 0);
+	while ((r = body_next(c, m, &w, why, whylen)) > 0) {
+		total += w.olen;
+		w.olen = 0;
 	}
-	for (off = 0; off < m->size; off += got) {
-		if ((got = read_piece(c, m, off, why, whylen)) < 0)
-			return -1;
-		total += smtpc_enc_bytes(&e, c->ibuf, (size_t)got, c->obuf);
-	}
-	*size = total + smtpc_enc_end(&e, c->obuf);
+	if (r < 0)
+		return -1;
+	*size = total + smtpc_enc_end(&w.e, c->obuf);
 	return 0;
 }
 
 static int
 flush_body(struct smtpc *c, size_t *olen, struct smtpc_reply *r)
 {
-	if (send_all(c, c->obuf, *olen, deadline_after(c->t_block)) < 0) {
+	if (smtpc_io_write(c, c->obuf, *olen, smtpc_deadline(c->t_block)) < 0) {
 		io_failed(c, r, "sending the message body");
 		return -1;
 	}
@@ -827,36 +578,24 @@ flush_body(struct smtpc *c, size_t *olen, struct smtpc_reply *r)
 static int
 send_body(struct smtpc *c, const struct smtpc_msg *m, struct smtpc_reply *r)
 {
-	struct smtpc_enc e;
+	struct body_walk w;
 	char why[128];
-	size_t i, n, olen = 0;
-	off_t off;
-	ssize_t got;
+	int more;
 
-	smtpc_enc_init(&e, 1);
-	for (i = 0; i < m->prefix_len; i += n) {
-		n = m->prefix_len - i > BODY_CHUNK ? BODY_CHUNK :
-		    m->prefix_len - i;
-		olen += smtpc_enc_bytes(&e, m->prefix + i, n, c->obuf + olen);
-		if (olen >= BODY_CHUNK && flush_body(c, &olen, r) < 0)
+	body_walk_init(&w, 1);
+	while ((more = body_next(c, m, &w, why, sizeof(why))) > 0)
+		if (w.olen >= BODY_CHUNK && flush_body(c, &w.olen, r) < 0)
 			return -1;
+	if (more < 0) {
+		c->broken = 1;
+		local_reply(r, 0, "4.3.0", "cannot read the queued message: %s",
+		    why);
+		return -1;
 	}
-	for (off = 0; off < m->size; off += got) {
-		if ((got = read_piece(c, m, off, why, sizeof(why))) < 0) {
-			c->broken = 1;
-			local_reply(r, 0, "4.3.0", "cannot read the queued "
-			    "message: %s", why);
-			return -1;
-		}
-		olen += smtpc_enc_bytes(&e, c->ibuf, (size_t)got,
-		    c->obuf + olen);
-		if (olen >= BODY_CHUNK && flush_body(c, &olen, r) < 0)
-			return -1;
-	}
-	olen += smtpc_enc_end(&e, c->obuf + olen);
-	memcpy(c->obuf + olen, ".\r\n", 3);
-	olen += 3;
-	return flush_body(c, &olen, r);
+	w.olen += smtpc_enc_end(&w.e, c->obuf + w.olen);
+	memcpy(c->obuf + w.olen, ".\r\n", 3);
+	w.olen += 3;
+	return flush_body(c, &w.olen, r);
 }
 
 /* Sender and recipients go into command lines: no control characters. */
@@ -866,7 +605,7 @@ addr_ok(const char *a)
 	size_t i;
 
 	for (i = 0; a[i] != '\0'; i++)
-		if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f || i >= ADDR_MAX)
+		if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f || i >= ADDR_TEXT_MAX)
 			return 0;
 	return 1;
 }
@@ -878,12 +617,38 @@ struct tx {
 	size_t naccepted;
 };
 
+/*
+ * <local@domain> for MAIL and RCPT (RFC 5321 4.1.2).  Addresses are kept
+ * with the local part unquoted (addr.h), so one that is not a Dot-string
+ * goes back into quotes, '"' and '\\' escaped: written bare, a space or
+ * '>' in it would end the path and the rest would read as parameters.
+ */
+static int
+put_path(struct buf *b, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t i, llen = at != NULL ? (size_t)(at - addr) : strlen(addr);
+	int r = 0;
+
+	if (addr[0] == '\0' || addr_is_dot_string(addr, llen, 1))
+		return buf_printf(b, "<%s>", addr);
+	r |= buf_puts(b, "<\"");
+	for (i = 0; i < llen; i++) {
+		if (addr[i] == '"' || addr[i] == '\\')
+			r |= buf_putc(b, '\\');
+		r |= buf_putc(b, addr[i]);
+	}
+	r |= buf_printf(b, "\"%s>", at != NULL ? at : "");
+	return r;
+}
+
 static int
 put_mail(struct smtpc *c, const struct tx *t)
 {
 	int eight = t->m->eightbit || t->m->need_smtputf8;
 
-	if (buf_printf(&c->out, "MAIL FROM:<%s>", t->m->sender) < 0 ||
+	if (buf_puts(&c->out, "MAIL FROM:") < 0 ||
+	    put_path(&c->out, t->m->sender) < 0 ||
 	    ((c->ext.flags & SMTPC_EXT_SIZE) &&
 	    buf_printf(&c->out, " SIZE=%llu", t->size) < 0) ||
 	    (eight && (c->ext.flags & SMTPC_EXT_8BITMIME) &&
@@ -896,7 +661,9 @@ put_mail(struct smtpc *c, const struct tx *t)
 static int
 put_rcpt(struct smtpc *c, const char *rcpt)
 {
-	return buf_printf(&c->out, "RCPT TO:<%s>\r\n", rcpt);
+	if (buf_puts(&c->out, "RCPT TO:") < 0 || put_path(&c->out, rcpt) < 0)
+		return -1;
+	return buf_puts(&c->out, "\r\n");
 }
 
 /*
@@ -938,10 +705,9 @@ static int
 abort_data(struct smtpc *c, struct smtpc_reply *tmp)
 {
 	buf_reset(&c->out);
-	if (buf_puts(&c->out, ".\r\n") < 0 ||
-	    send_out(c, "the end of data", tmp) < 0)
-		return -1;
-	return read_reply(c, c->t_end, "the reply to the end of data", tmp);
+	if (buf_puts(&c->out, ".\r\n") < 0)
+		return too_long(tmp, "the end of data");
+	return exchange(c, tmp, "the end of data", c->t_end);
 }
 
 /* DATA's reply in hand: go on with the body or stop. */
@@ -957,42 +723,73 @@ after_data(struct smtpc *c, struct tx *t, struct smtpc_reply *dr)
 			return lost(t, &tmp);
 		return SMTPC_OK;
 	}
-	if (dr->code != 354) {
+	if (dr->code / 100 == 4 || dr->code / 100 == 5) {
 		*t->data_r = *dr;
-		if (dr->code / 100 == 2)
-			c->broken = 1;	/* lost track of the dialogue */
 		return refused(dr);
 	}
+	if (dr->code != 354) {
+		/*
+		 * No answer DATA may have: the body never went out, so no
+		 * recipient may count as delivered by it (code 0).
+		 */
+		c->broken = 1;		/* lost track of the dialogue */
+		local_reply(t->data_r, 0, "4.5.0", "protocol error from %s: "
+		    "DATA answered \"%s\"", c->peer, dr->text);
+		return SMTPC_TEMP;
+	}
 	return data_phase(c, t);
+}
+
+/*
+ * The replies to the RCPTs: each sent and answered in turn, or when
+ * pipelined only read (the batch is out).  SMTPC_OK, or SMTPC_TEMP
+ * when the session broke (lost() has filled in the rest).
+ */
+static int
+rcpt_replies(struct smtpc *c, struct tx *t, int pipelined)
+{
+	struct smtpc_reply *r;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < t->m->nrcpts; i++) {
+		r = &t->rcpt_r[i];
+		if (r->local)
+			continue;
+		if (pipelined) {
+			rc = read_reply(c, c->t_cmd, "the reply to RCPT TO", r);
+		} else {
+			buf_reset(&c->out);
+			rc = put_rcpt(c, t->m->rcpts[i]) < 0 ?
+			    too_long(r, "RCPT TO") :
+			    exchange(c, r, "RCPT TO", c->t_cmd);
+		}
+		if (rc < 0)
+			return lost(t, r);
+		if (r->code / 100 == 2)
+			t->naccepted++;
+	}
+	return SMTPC_OK;
 }
 
 static int
 tx_lockstep(struct smtpc *c, struct tx *t)
 {
 	struct smtpc_reply dr;
-	size_t i;
+	int rc;
 
 	buf_reset(&c->out);
 	if (put_mail(c, t) < 0) {
-		local_reply(t->mail_r, 0, "4.3.0", "MAIL FROM command too "
-		    "long");
+		too_long(t->mail_r, "MAIL FROM");
 		return SMTPC_TEMP;
 	}
-	if (send_out(c, "MAIL FROM", t->mail_r) < 0 ||
-	    read_reply(c, c->t_cmd, "the reply to MAIL FROM", t->mail_r) < 0)
+	if (exchange(c, t->mail_r, "MAIL FROM", c->t_cmd) < 0)
 		return lost(t, t->mail_r);
 	if (t->mail_r->code / 100 != 2)
 		return refused(t->mail_r);
 	c->need_rset = 1;
-	for (i = 0; i < t->m->nrcpts; i++) {
-		if (t->rcpt_r[i].local)
-			continue;
-		if (command(c, &t->rcpt_r[i], "RCPT TO", "RCPT TO:<%s>",
-		    t->m->rcpts[i]) < 0)
-			return lost(t, &t->rcpt_r[i]);
-		if (t->rcpt_r[i].code / 100 == 2)
-			t->naccepted++;
-	}
+	if ((rc = rcpt_replies(c, t, 0)) != SMTPC_OK)
+		return rc;
 	if (t->naccepted == 0)
 		return SMTPC_OK;
 	if (command(c, &dr, "DATA", "DATA") < 0)
@@ -1004,12 +801,14 @@ tx_lockstep(struct smtpc *c, struct tx *t)
  * RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in
  * order.  The server's replies to a batch are small and bounded by the
  * parser; a server that neither reads nor answers runs into t_cmd.
+ * -1 when the batch does not fit in one write (nothing sent).
  */
 static int
 tx_pipelined(struct smtpc *c, struct tx *t)
 {
 	struct smtpc_reply dr, tmp;
 	size_t i;
+	int rc;
 
 	buf_reset(&c->out);
 	if (put_mail(c, t) < 0)
@@ -1019,19 +818,11 @@ tx_pipelined(struct smtpc *c, struct tx *t)
 			return -1;
 	if (buf_puts(&c->out, "DATA\r\n") < 0)
 		return -1;
-	if (send_out(c, "MAIL FROM", t->mail_r) < 0 ||
-	    read_reply(c, c->t_cmd, "the reply to MAIL FROM", t->mail_r) < 0)
+	if (exchange(c, t->mail_r, "MAIL FROM", c->t_cmd) < 0)
 		return lost(t, t->mail_r);
 	c->need_rset = 1;
-	for (i = 0; i < t->m->nrcpts; i++) {
-		if (t->rcpt_r[i].local)
-			continue;
-		if (read_reply(c, c->t_cmd, "the reply to RCPT TO",
-		    &t->rcpt_r[i]) < 0)
-			return lost(t, &t->rcpt_r[i]);
-		if (t->rcpt_r[i].code / 100 == 2)
-			t->naccepted++;
-	}
+	if ((rc = rcpt_replies(c, t, 1)) != SMTPC_OK)
+		return rc;
 	if (read_reply(c, c->t_cmd, "the reply to DATA", &dr) < 0)
 		return lost(t, &dr);
 	if (t->mail_r->code / 100 == 2)
@@ -1156,15 +947,7 @@ smtpc_close(struct smtpc **cp)
 		c->t_cmd = t;
 		(void)command(c, &r, "QUIT", "QUIT");
 	}
-	if (c->ssl != NULL) {
-		/* one try at close_notify: never wait for the peer's */
-		if (!c->broken)
-			(void)SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-		ERR_clear_error();
-	}
-	if (c->fd >= 0)
-		close(c->fd);
+	smtpc_io_close(c, !c->broken);
 	smtpc_rparser_free(&c->rp);
 	buf_free(&c->out);
 	free(c->ibuf);

@@ -16,6 +16,7 @@
 #include "../common/config.h"
 #include "../common/conn.h"
 #include "../common/db.h"
+#include "../common/policy.h"
 #include "../common/pool.h"
 #include "../common/server.h"
 #include "../store/spool.h"
@@ -105,6 +106,15 @@ struct smtp_tx {
 	int header_done;
 	int header_too_big;
 	struct smtp_header_info hinfo;	/* points into header */
+	/* mail from outside (smtp_policy.c) */
+	size_t body_off;		/* where the body starts in the spool */
+	int spf_checked;
+	int spf_dmarc;			/* the sender domain publishes DMARC */
+	struct spf_outcome spf;
+	struct dkim_outcome dkim;
+	struct dmarc_outcome dmarc;
+	int policy_reject;		/* DMARC p=reject, or zero/many From */
+	int quarantine;			/* deliver to Junk */
 	/* delivery job result */
 	int queue_failed;
 	char queue_id[64];
@@ -128,6 +138,7 @@ struct smtp_session {
 	struct pool_job job;
 	int job_running;
 	int gone;			/* conn closed while the job ran */
+	struct dnsbl_outcome dnsbl;	/* at connect (smtp_policy.c) */
 	struct smtp_session *prev, *next;
 };
 
@@ -140,6 +151,10 @@ void smtp_enter_state(struct smtp_session *s, enum smtp_state st);
 /* Back to commands after work off the loop (a delivery, a password
  * check): 421 and close when the daemon is stopping, else read on. */
 void smtp_resume(struct smtp_session *s);
+/* The same, back in state st (after a check made before a reply). */
+void smtp_resume_in(struct smtp_session *s, enum smtp_state st);
+/* Free a session whose connection went away while its job ran. */
+void smtp_session_release(struct smtp_session *s);
 void smtp_tx_free(struct smtp_tx **txp);
 struct smtp_tx *smtp_tx_new(struct smtp_session *s);
 void smtp_session_shutdown_all(struct smtpd *d);
@@ -166,7 +181,21 @@ int smtp_listener_submits(const struct smtp_session *s);
 int smtp_submit_spool(struct smtp_session *s, const char *p, size_t n);
 int smtp_submit_finish(struct smtp_session *s);
 
+/* smtp_policy.c */
+int smtp_policy_applies(const struct smtp_session *s);
+int smtp_policy_connect(struct smtp_session *s);
+void smtp_policy_mail(struct smtp_session *s);
+int smtp_policy_rcpt(struct smtp_session *s, const char *shown);
+int smtp_policy_header_end(struct smtp_session *s);
+void smtp_policy_data_end(struct smtp_session *s);
+
+/* smtp_dmarc.c: record tx's DMARC evaluation (pool thread only) */
+void smtp_dmarc_record(struct smtp_session *s);
+
 /* smtp_deliver.c */
+void smtp_deliver_start(struct smtp_session *s);
+/* The transaction is over without delivery (after a refusal). */
+void smtp_tx_done(struct smtp_session *s);
 int rfc5322_date(char *out, size_t outsz, time_t t);
 void smtp_data_finished(struct smtp_session *s);
 int smtp_build_received(struct smtp_session *s, struct buf *out);

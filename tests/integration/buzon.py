@@ -292,15 +292,18 @@ def expect(reply, code, enhanced=None, after=""):
 class SMTPClient:
     """A line-exact SMTP client on a raw socket."""
 
-    def __init__(self, port, timeout=None, connect=True, host="127.0.0.1"):
+    def __init__(self, port, timeout=None, connect=True, host="127.0.0.1", source=None):
         self.port = port
         self.host = host
+        self.source = source          # a local address to speak from (bind before connect)
         self.timeout = timeout if timeout is not None else t(15)
         self.buf = b""
         self.sock = None
         self.tls = False
         if connect:
-            self.sock = socket.create_connection((host, port), timeout=self.timeout)
+            self.sock = socket.create_connection(
+                (host, port), timeout=self.timeout,
+                source_address=(source, 0) if source else None)
 
     # -- low level
     def send(self, data):

@@ -180,6 +180,22 @@ class PrivateNet:
         tmp.write_text(text)
         os.replace(tmp, p)      # atomic: the server never reads half a file
 
+    def write_zone(self, zone, text):
+        """Serve text, a whole zone file, as ZONE (replacing the served
+        copy, or adding a zone).  Like append_zone, undone by
+        reset_zones(): a file not in tests/dns goes away, one that is
+        there comes back as it was."""
+        from dnslib import RR
+        try:
+            RR.fromZone(text, origin=zone.rstrip(".") + ".", ttl=300)
+        except Exception as e:
+            raise AssertionError(f"the DNS server could not serve zone {zone}: {e!r}\n"
+                                 f"{text}") from None
+        p = self.zone_file(zone)
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, p)      # atomic: the server never reads half a file
+
     def dns_query(self, name, qtype="A", tcp=False, timeout=None):
         """A raw query to our DNS server (dnslib); returns the DNSRecord."""
         from dnslib import DNSRecord

@@ -1206,6 +1206,114 @@ test_pipelined_no_rcpt_accepted(void **state)
 	fake_free(f);
 }
 
+/*
+ * Addresses whose local part is no Dot-string (kept unquoted in the
+ * queue) go out quoted: a space or '>' must not end the path early and
+ * turn the rest into ESMTP parameters.
+ */
+static void
+script_quoted(struct fake *f)
+{
+	static const char *const want[] = {
+		"RCPT TO:<\"x> NOTIFY=NEVER\"@mx.test>",
+		"RCPT TO:<\"a\\\"b\\\\c\"@mx.test>",
+		"RCPT TO:<first.last+tag@mx.test>",
+	};
+	size_t i;
+
+	if (f_hello(f, "250 mx.test\r\n") < 0 ||
+	    f_expect(f, "MAIL FROM:<\"john smith\"@client.test>") < 0)
+		return;
+	f_send(f, "250 ok\r\n");
+	for (i = 0; i < 3; i++) {
+		if (f_expect(f, want[i]) < 0)
+			return;
+		f_send(f, "250 ok\r\n");
+	}
+	if (f_expect(f, "DATA") < 0)
+		return;
+	f_send(f, "354 go\r\n");
+	if (f_data(f) < 0)
+		return;
+	f_send(f, "250 2.0.0 ok\r\n");
+	f_quit(f);
+}
+
+static void
+test_quoted_local_parts(void **state)
+{
+	const char *rcpts[] = { "x> NOTIFY=NEVER@mx.test",
+	    "a\"b\\c@mx.test", "first.last+tag@mx.test" };
+	struct smtpc_opts o = opts_default();
+	struct smtpc_reply r, mail_r, rcpt_r[3], data_r;
+	struct smtpc_msg m;
+	struct smtpc *c;
+	struct fake *f;
+
+	(void)state;
+	f = fake_start(script_quoted, 0);
+	assert_int_equal(client_open(f, &o, &c, &r), SMTPC_OK);
+	m = msg_make(rcpts, 3, NULL, "x\n");
+	m.sender = "john smith@client.test";
+	assert_int_equal(smtpc_send(c, &m, &mail_r, rcpt_r, &data_r),
+	    SMTPC_OK);
+	assert_int_equal(data_r.code, 250);
+	smtpc_close(&c);
+	fake_finish(f);
+	close(m.fd);
+	fake_free(f);
+}
+
+/*
+ * DATA answered 250 (not 354): the body never went out, so the 250 must
+ * not make any recipient count as delivered.
+ */
+static void
+script_data_250(struct fake *f)
+{
+	if (f_hello(f, "250 mx.test\r\n") < 0 ||
+	    f_expect(f, "MAIL FROM:<sender@client.test>") < 0)
+		return;
+	f_send(f, "250 ok\r\n");
+	if (f_expect(f, "RCPT TO:<a@mx.test>") < 0)
+		return;
+	f_send(f, "250 ok\r\n");
+	if (f_expect(f, "DATA") < 0)
+		return;
+	f_send(f, "250 2.0.0 thanks\r\n");
+	f_wait_eof(f);
+}
+
+static void
+test_data_answered_250(void **state)
+{
+	const char *rcpts[] = { "a@mx.test" };
+	struct smtpc_opts o = opts_default();
+	struct smtpc_reply r, mail_r, rcpt_r[1], data_r;
+	const struct smtpc_reply *res;
+	struct smtpc_msg m;
+	struct smtpc *c;
+	struct fake *f;
+
+	(void)state;
+	f = fake_start(script_data_250, 0);
+	assert_int_equal(client_open(f, &o, &c, &r), SMTPC_OK);
+	m = msg_make(rcpts, 1, NULL, "x\n");
+	assert_int_equal(smtpc_send(c, &m, &mail_r, rcpt_r, &data_r),
+	    SMTPC_TEMP);
+	assert_int_equal(rcpt_r[0].code, 250);
+	assert_int_equal(data_r.code, 0);
+	assert_true(data_r.local);
+	assert_non_null(strstr(data_r.text, "DATA answered \"250 2.0.0"));
+	res = smtpc_rcpt_result(&mail_r, rcpt_r, &data_r, 0);
+	assert_int_not_equal(res->code / 100, 2);
+	assert_false(smtpc_usable(c));
+	smtpc_close(&c);
+	fake_finish(f);
+	close(m.fd);
+	fake_free(f);
+}
+
 /* STARTTLS offered but refused with 454. */
 static void
 script_starttls_refused(struct fake *f)
@@ -1585,6 +1693,8 @@ main(void)
 		    bound),
 		cmocka_unit_test_setup(test_helo_fallback, bound),
 		cmocka_unit_test_setup(test_pipelined_no_rcpt_accepted, bound),
+		cmocka_unit_test_setup(test_quoted_local_parts, bound),
+		cmocka_unit_test_setup(test_data_answered_250, bound),
 		cmocka_unit_test_setup(test_starttls_refused, bound),
 		cmocka_unit_test_setup(test_starttls, bound),
 		cmocka_unit_test_setup(test_starttls_injection, bound),
