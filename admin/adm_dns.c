@@ -1,38 +1,41 @@
 /*
- * adm_dns.c - mailadm dns DOMAIN: the DNS records a hosted domain needs,
- * as zone-file lines with ';' comments (or --json, an array of
- * {"name","type","value","comment"}).
+ * adm_dns.c - mailadm dns DOMAIN: every DNS record a hosted domain and
+ * this server need, as zone-file lines with ';' comments (or --json, an
+ * array of {"name","type","value","comment","publish"}).
  *
- * Each kind of record is a builder in builders[]; adding a record is
- * adding a builder.  Everything is built before anything is printed, so
- * an error (an unreadable DKIM key) prints no half list.  In JSON, names
- * and host names carry no final dot and TXT values are unquoted, as DNS
- * providers' forms and APIs take them; the zone lines add both.
+ * Each kind of record is a builder of adm_dns_records.c; adding a record
+ * is adding a builder.  This file holds the record set, finds this
+ * server's addresses, and prints.  Everything is built before anything
+ * is printed, so an error (an unreadable DKIM key, a bad public_ip)
+ * prints no half list.
+ * In JSON, names and host names carry no final dot and TXT values are
+ * unquoted, as DNS providers' forms and APIs take them; the zone lines
+ * add both.
+ *
+ * Some records are not for DOMAIN's zone: the A/AAAA of a hostname in
+ * another zone, the PTR that only the owner of the address can set, the
+ * recipe for domains that send no mail.  They are built like the others
+ * with publish = 0 and printed commented out, saying where they go, so
+ * that pasting the output publishes exactly the records of DOMAIN.
  */
 #include "adm.h"
+#include "adm_dns.h"
 #include "../common/db_admin.h"
-#include "../common/db_dkim.h"
 #include "../common/dkim_sign.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
-#define DNS_NAME_MAX 253
-#define DNS_MAX_RECORDS 64
-
-/* How a type's data is written in a zone file. */
-enum rdata_form {
-	RDATA_PLAIN,		/* as is: A, AAAA */
-	RDATA_HOST,		/* ends with a host name: gets the final dot */
-	RDATA_TXT,		/* quoted character-strings */
-};
-
-static const struct rr_type {
-	const char *name;
-	enum rdata_form form;
-} rr_types[] = {
+static const struct rr_type rr_types[] = {
 	{ "A", RDATA_PLAIN },
 	{ "AAAA", RDATA_PLAIN },
 	{ "MX", RDATA_HOST },
@@ -43,25 +46,6 @@ static const struct rr_type {
 };
 
 #define N_RR_TYPES (sizeof(rr_types) / sizeof(rr_types[0]))
-
-/* One record, or with type NULL a comment alone (nothing to publish). */
-struct dns_rr {
-	char name[DNS_NAME_MAX + 1];
-	const struct rr_type *type;
-	struct buf value;
-	struct buf comment;	/* lines separated by '\n' */
-};
-
-struct dns_set {
-	struct dns_rr rr[DNS_MAX_RECORDS];
-	size_t n;
-};
-
-struct dns_builder {
-	const char *what;
-	int (*build)(struct adm_ctx *ctx, const char *domain,
-	    struct dns_set *set);
-};
 
 static const struct rr_type *
 rr_type(const char *name)
@@ -74,12 +58,8 @@ rr_type(const char *name)
 	return NULL;
 }
 
-/*
- * Add a record (type NULL: a comment line only) with a formatted
- * comment.  NULL when the set is full or out of memory.
- */
-static struct dns_rr * __attribute__((format(printf, 5, 6)))
-rr_add(struct dns_set *set, const char *name, const char *type,
+struct dns_rr *
+dns_rr_add(struct dns_set *set, const char *name, const char *type,
     const char *value, const char *comment_fmt, ...)
 {
 	struct dns_rr *rr;
@@ -95,6 +75,7 @@ rr_add(struct dns_set *set, const char *name, const char *type,
 	set->n++;
 	if (type != NULL && (rr->type = rr_type(type)) == NULL)
 		return NULL;
+	rr->publish = type != NULL;
 	if (snprintf_checked(rr->name, sizeof(rr->name), "%s",
 	    name != NULL ? name : "") < 0)
 		return NULL;
@@ -118,130 +99,161 @@ set_free(struct dns_set *set)
 	set->n = 0;
 }
 
-/* ---- builders ---- */
-
-static int
-build_mx(struct adm_ctx *ctx, const char *domain, struct dns_set *set)
+int
+dns_fail_full(void)
 {
-	char v[DNS_NAME_MAX + 8];
+	return adm_fail("out of memory, or more than %d records",
+	    DNS_MAX_RECORDS);
+}
 
-	if (snprintf_checked(v, sizeof(v), "10 %s", ctx->cfg.hostname) < 0)
-		return adm_fail("hostname %s is too long", ctx->cfg.hostname);
-	if (rr_add(set, domain, "MX", v, "MX: mail for %s is delivered to "
-	    "%s (config hostname), which needs an A (and AAAA) record "
-	    "pointing to this server", domain, ctx->cfg.hostname) == NULL)
-		return adm_fail("out of memory");
+/* ---- this server's addresses ---- */
+
+/*
+ * Whether a machine's interface address can be `hostname`'s address on
+ * the Internet.  Loopback, link-local, private (RFC 1918), CGNAT
+ * (RFC 6598), ULA (fc00::/7) and the like are reachable from a LAN or a
+ * provider's network at most, and the documentation and benchmarking
+ * ranges (RFC 5737, 2544, 3849) from nowhere: publishing one sends mail
+ * nowhere.
+ */
+static int
+addr_is_global(const struct sockaddr *sa)
+{
+	static const struct {
+		uint32_t net, mask;
+	} local4[] = {
+		{ 0x00000000, 0xff000000 },	/* 0/8, "this network" */
+		{ 0x0a000000, 0xff000000 },	/* 10/8 */
+		{ 0x64400000, 0xffc00000 },	/* 100.64/10, CGNAT */
+		{ 0x7f000000, 0xff000000 },	/* 127/8 */
+		{ 0xa9fe0000, 0xffff0000 },	/* 169.254/16, link-local */
+		{ 0xac100000, 0xfff00000 },	/* 172.16/12 */
+		{ 0xc0000000, 0xffffff00 },	/* 192.0.0/24, IETF */
+		{ 0xc0000200, 0xffffff00 },	/* 192.0.2/24, doc */
+		{ 0xc0a80000, 0xffff0000 },	/* 192.168/16 */
+		{ 0xc6120000, 0xfffe0000 },	/* 198.18/15, benchmarking */
+		{ 0xc6336400, 0xffffff00 },	/* 198.51.100/24, doc */
+		{ 0xcb007100, 0xffffff00 },	/* 203.0.113/24, doc */
+		{ 0xe0000000, 0xe0000000 },	/* 224/3, multicast, ... */
+	};
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	const struct in6_addr *a6 = &s6.sin6_addr;
+	uint32_t a;
+	size_t i;
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		a = ntohl(s4.sin_addr.s_addr);
+		for (i = 0; i < sizeof(local4) / sizeof(local4[0]); i++)
+			if ((a & local4[i].mask) == local4[i].net)
+				return 0;
+		return 1;
+	}
+	if (sa->sa_family != AF_INET6)
+		return 0;
+	memcpy(&s6, sa, sizeof(s6));
+	if (IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
+	    IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_SITELOCAL(a6) ||
+	    IN6_IS_ADDR_MULTICAST(a6) || IN6_IS_ADDR_V4MAPPED(a6) ||
+	    (a6->s6_addr[0] & 0xfe) == 0xfc ||
+	    memcmp(a6->s6_addr, "\x20\x01\x0d\xb8", 4) == 0)
+		return 0;
+	return 1;
+}
+
+/* Add sa (of a's family) once, in its normal text form; full: ignored. */
+static void
+addrs_add(struct host_addrs *a, const struct sockaddr *sa)
+{
+	char t[INET6_ADDRSTRLEN];
+	const void *p;
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	size_t i, len;
+
+	if (a->family == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		p = &s4.sin_addr;
+		len = sizeof(s4);
+	} else {
+		memcpy(&s6, sa, sizeof(s6));
+		p = &s6.sin6_addr;
+		len = sizeof(s6);
+	}
+	if (a->n >= DNS_ADDRS_MAX ||
+	    inet_ntop(a->family, p, t, sizeof(t)) == NULL)
+		return;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->text[i], t) == 0)
+			return;
+	strlcpy_checked(a->text[a->n], t, sizeof(a->text[a->n]));
+	memset(&a->sa[a->n], 0, sizeof(a->sa[a->n]));
+	memcpy(&a->sa[a->n], sa, len);
+	a->n++;
+}
+
+/*
+ * The configured address, if any.  The config reads public_ip as a plain
+ * string (only mailadm uses it), so it is checked here.  ADM_*.
+ */
+static int
+addrs_config(const struct config *cfg, const char *text, struct host_addrs *a)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	void *dst = a->family == AF_INET ? (void *)&s4->sin_addr :
+	    (void *)&s6->sin6_addr;
+
+	if (text[0] == '\0')
+		return ADM_OK;
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)a->family;
+	if (inet_pton(a->family, text, dst) != 1)
+		return adm_fail("%s = %s in %s is not an %s address", a->key,
+		    text, cfg->path, a->family == AF_INET ? "IPv4" : "IPv6");
+	a->configured = 1;
+	addrs_add(a, (struct sockaddr *)&ss);
 	return ADM_OK;
 }
 
-static int
-build_spf(struct adm_ctx *ctx, const char *domain, struct dns_set *set)
+/*
+ * The global addresses of the interfaces that are up, for each family
+ * not configured.  If the interfaces cannot be listed, none are found,
+ * and the output says to set public_ip: the same fix as behind NAT.
+ */
+static void
+addrs_discover(struct host_addrs *ip4, struct host_addrs *ip6)
 {
-	if (rr_add(set, domain, "TXT", "v=spf1 mx -all", "SPF: only the "
-	    "hosts of %s's MX record may send its mail", domain) == NULL)
-		return adm_fail("out of memory");
-	return ADM_OK;
-}
+	struct ifaddrs *ifa, *p;
+	struct host_addrs *a;
 
-/* The record of one active key, read from its private key file. */
-static int
-dkim_record(const struct db_dkim_key *k, const char *signer,
-    struct dns_set *set)
-{
-	char err[DKIM_PATH_MAX + 256], name[DNS_NAME_MAX + 1];
-	struct buf pem, p, value;
-	struct dns_rr *rr;
-	int r = ADM_OK;
-
-	buf_init(&pem, DKIM_KEY_FILE_MAX);
-	buf_init(&p, 4096);
-	buf_init(&value, 4096);
-	if (dkim_key_read(k->key_path, &pem, err, sizeof(err)) < 0) {
-		r = adm_fail("%s (selector %s; retire it with: mailadm dkim "
-		    "retire %s %s)", err, k->selector, k->domain, k->selector);
-		goto done;
-	}
-	if (dkim_txt_record(pem.data, pem.len, &p) < 0 ||
-	    dkim_txt_value(buf_cstr(&p), &value) < 0) {
-		r = adm_fail("%s is not an RSA private key in PEM (selector %s)",
-		    k->key_path, k->selector);
-		goto done;
-	}
-	if (snprintf_checked(name, sizeof(name), "%s._domainkey.%s",
-	    k->selector, k->domain) < 0) {
-		r = adm_fail("record name of selector %s too long", k->selector);
-		goto done;
-	}
-	if (k->signing)
-		rr = rr_add(set, name, "TXT", buf_cstr(&value), "DKIM: key %s, "
-		    "signs mail of %s", k->selector, k->domain);
-	else
-		rr = rr_add(set, name, "TXT", buf_cstr(&value), "DKIM: key %s, "
-		    "published ahead of use; %s signs until: mailadm dkim "
-		    "retire %s %s", k->selector, signer, k->domain, signer);
-	if (rr == NULL)
-		r = adm_fail("out of memory");
-done:
-	dkim_buf_wipe(&pem);
-	buf_free(&p);
-	buf_free(&value);
-	return r;
-}
-
-static int
-build_dkim(struct adm_ctx *ctx, const char *domain, struct dns_set *set)
-{
-	struct db_dkim_key *l;
-	const char *error, *signer = "";
-	size_t i, n, nactive = 0;
-	int r = ADM_OK;
-
-	if (db_dkim_key_list(ctx->db, domain, &l, &n, &error) < 0)
-		return adm_fail("%s", error);
-	for (i = 0; i < n; i++)
-		if (l[i].signing)
-			signer = l[i].selector;
-	for (i = 0; i < n && r == ADM_OK; i++) {
-		if (!l[i].active)
+	if ((ip4->configured && ip6->configured) || getifaddrs(&ifa) < 0)
+		return;
+	for (p = ifa; p != NULL; p = p->ifa_next) {
+		if (p->ifa_addr == NULL || (p->ifa_flags & IFF_UP) == 0 ||
+		    (p->ifa_flags & IFF_LOOPBACK) != 0)
 			continue;
-		nactive++;
-		r = dkim_record(&l[i], signer, set);
+		a = p->ifa_addr->sa_family == AF_INET ? ip4 :
+		    p->ifa_addr->sa_family == AF_INET6 ? ip6 : NULL;
+		if (a != NULL && !a->configured && addr_is_global(p->ifa_addr))
+			addrs_add(a, p->ifa_addr);
 	}
-	if (r == ADM_OK && nactive == 0 && rr_add(set, NULL, NULL, NULL,
-	    "DKIM: %s has no key, its mail goes out unsigned; create one "
-	    "with: mailadm dkim keygen %s", domain, domain) == NULL)
-		r = adm_fail("out of memory");
-	free(l);
-	return r;
+	freeifaddrs(ifa);
 }
 
-static int
-build_dmarc(struct adm_ctx *ctx, const char *domain, struct dns_set *set)
+const char *
+dns_addrs_origin(const struct host_addrs *a)
 {
-	char name[DNS_NAME_MAX + 1], v[DNS_NAME_MAX + 128];
-
-	if (snprintf_checked(name, sizeof(name), "_dmarc.%s", domain) < 0 ||
-	    snprintf_checked(v, sizeof(v), "v=DMARC1; p=quarantine; adkim=s; "
-	    "aspf=s; rua=mailto:postmaster@%s", domain) < 0)
-		return adm_fail("domain name %s too long for a DMARC record",
-		    domain);
-	if (rr_add(set, name, "TXT", v, "DMARC: receivers put mail from %s "
-	    "that fails both SPF and DKIM in spam; reports go to "
-	    "postmaster@%s\nto start gently, publish p=none for a few weeks "
-	    "and read the reports before p=quarantine", domain,
-	    domain) == NULL)
-		return adm_fail("out of memory");
-	return ADM_OK;
+	if (a->configured)
+		return a->family == AF_INET ? "public_ip in the config" :
+		    "public_ip6 in the config";
+	return a->family == AF_INET ? "found on this machine's interfaces, "
+	    "as public_ip is not set: check that the world reaches it there" :
+	    "found on this machine's interfaces, as public_ip6 is not set: "
+	    "check that the world reaches it there";
 }
-
-static const struct dns_builder builders[] = {
-	{ "MX", build_mx },
-	{ "SPF", build_spf },
-	{ "DKIM", build_dkim },
-	{ "DMARC", build_dmarc },
-};
-
-#define N_BUILDERS (sizeof(builders) / sizeof(builders[0]))
 
 /* ---- output ---- */
 
@@ -249,17 +261,21 @@ static const struct dns_builder builders[] = {
 static int
 zone_line(const struct dns_rr *rr, struct buf *out)
 {
+	const char *v = buf_cstr(&rr->value);
 	int r = buf_printf(out, "%s. IN %s ", rr->name, rr->type->name);
 
 	switch (rr->type->form) {
 	case RDATA_TXT:
-		r |= dkim_txt_quote(buf_cstr(&rr->value), out);
+		r |= dkim_txt_quote(v, out);
 		break;
 	case RDATA_HOST:
-		r |= buf_printf(out, "%s.", buf_cstr(&rr->value));
+		/* the root (null MX, SRV "not provided") has its dot */
+		r |= buf_puts(out, v);
+		if (rr->value.len == 0 || v[rr->value.len - 1] != '.')
+			r |= buf_putc(out, '.');
 		break;
 	case RDATA_PLAIN:
-		r |= buf_puts(out, buf_cstr(&rr->value));
+		r |= buf_puts(out, v);
 		break;
 	}
 	return r | buf_putc(out, '\n');
@@ -268,24 +284,39 @@ zone_line(const struct dns_rr *rr, struct buf *out)
 static int
 print_text(const char *domain, const struct dns_set *set)
 {
+	const char *prev = "";
 	struct buf b;
 	size_t i, j;
 	int r = 0;
 
 	buf_init(&b, BUF_UNLIMITED);
-	r |= buf_printf(&b, "; DNS records for %s, as zone-file lines\n",
-	    domain);
+	r |= buf_printf(&b, "; DNS records for %s, as zone-file lines\n"
+	    "; a record commented out goes elsewhere; its comment says "
+	    "where\n", domain);
 	for (i = 0; i < set->n; i++) {
 		const struct dns_rr *rr = &set->rr[i];
 		const char *c = buf_cstr(&rr->comment);
 
-		r |= buf_puts(&b, "; ");
-		for (j = 0; c[j] != '\0'; j++)
-			r |= c[j] == '\n' ? buf_puts(&b, "\n; ") :
-			    buf_putc(&b, c[j]);
-		r |= buf_putc(&b, '\n');
-		if (rr->type != NULL)
-			r |= zone_line(rr, &b);
+		/*
+		 * Records of a group (the PTR of each address) share their
+		 * comment: said once before the group.  JSON repeats it, as
+		 * each object stands alone.
+		 */
+		if (c[0] != '\0' && strcmp(c, prev) != 0) {
+			r |= buf_puts(&b, "; ");
+			for (j = 0; c[j] != '\0'; j++)
+				r |= c[j] == '\n' ? buf_puts(&b, "\n; ") :
+				    buf_putc(&b, c[j]);
+			r |= buf_putc(&b, '\n');
+		}
+		prev = c;
+		if (rr->type == NULL)
+			continue;
+		/* a PTR goes in a provider's form, not in any zone file */
+		if (!rr->publish)
+			r |= buf_puts(&b, strcmp(rr->type->name, "PTR") == 0 ?
+			    "; PTR: " : "; ");
+		r |= zone_line(rr, &b);
 	}
 	if (r == 0)
 		adm_print_buf(&b);
@@ -296,64 +327,84 @@ print_text(const char *domain, const struct dns_set *set)
 static int
 print_json(const struct dns_set *set)
 {
-	struct buf b, c;
-	size_t i, j, n = 0;
-	int r = 0;
+	struct adm_json j;
+	struct buf c;
+	size_t i, k;
 
-	buf_init(&b, BUF_UNLIMITED);
+	adm_json_init(&j);
 	buf_init(&c, BUF_UNLIMITED);
-	r |= buf_putc(&b, '[');
+	adm_json_open(&j, NULL, '[');
 	for (i = 0; i < set->n; i++) {
 		const struct dns_rr *rr = &set->rr[i];
 
 		if (rr->type == NULL)
 			continue;
 		buf_reset(&c);
-		for (j = 0; j < rr->comment.len; j++)
-			r |= rr->comment.data[j] == '\n' ? buf_puts(&c, "; ") :
-			    buf_putc(&c, rr->comment.data[j]);
-		r |= buf_puts(&b, n++ ? ",\n  {\"name\":" : "\n  {\"name\":");
-		r |= adm_json_str(&b, rr->name);
-		r |= buf_puts(&b, ",\"type\":");
-		r |= adm_json_str(&b, rr->type->name);
-		r |= buf_puts(&b, ",\"value\":");
-		r |= adm_json_str(&b, buf_cstr(&rr->value));
-		r |= buf_puts(&b, ",\"comment\":");
-		r |= adm_json_str(&b, buf_cstr(&c));
-		r |= buf_putc(&b, '}');
+		/* one line per record: comment lines joined with "; " */
+		for (k = 0; k < rr->comment.len; k++) {
+			char ch = rr->comment.data[k];
+
+			j.err |= ch == '\n' ? buf_puts(&c, "; ") :
+			    buf_putc(&c, ch);
+		}
+		adm_json_open(&j, NULL, '{');
+		adm_json_field_str(&j, "name", rr->name);
+		adm_json_field_str(&j, "type", rr->type->name);
+		adm_json_field_str(&j, "value", buf_cstr(&rr->value));
+		adm_json_field_str(&j, "comment", buf_cstr(&c));
+		adm_json_field_bool(&j, "publish", rr->publish);
+		adm_json_close(&j);
 	}
-	r |= buf_puts(&b, n ? "\n]\n" : "]\n");
-	if (r == 0)
-		adm_print_buf(&b);
-	buf_free(&b);
+	adm_json_close(&j);
 	buf_free(&c);
-	return r == 0 ? ADM_OK : adm_fail("out of memory");
+	return adm_json_print(&j);
+}
+
+/* 1 if host is domain or a name below it (both in normal form). */
+static int
+host_in_zone(const char *host, const char *domain)
+{
+	size_t hl = strlen(host), dl = strlen(domain);
+
+	if (hl == dl)
+		return strcasecmp(host, domain) == 0;
+	return hl > dl && host[hl - dl - 1] == '.' &&
+	    strcasecmp(host + hl - dl, domain) == 0;
 }
 
 int
 adm_dns(struct adm_ctx *ctx, int argc, char **argv)
 {
-	struct dns_set *set;
-	char *pos[1], d[ADDR_DOMAIN_MAX + 1];
+	struct dns_job *j;
+	char d[ADDR_DOMAIN_MAX + 1];
 	const char *error;
 	size_t i;
-	int r, n;
+	int r;
 
-	if ((r = adm_args(ctx, argc, argv, NULL, pos, 1, 1, &n)) != ADM_OK)
-		return r;
-	if (db_admin_check_domain(pos[0], d, sizeof(d), &error) < 0)
-		return adm_fail("%s", error);
-	if ((r = adm_open_db(ctx, 0)) != ADM_OK)
+	if ((r = adm_args_domain(ctx, argc, argv, d, sizeof(d))) != ADM_OK)
 		return r;
 	if (db_admin_domain_hosted(ctx->db, d, &error) < 0)
 		return adm_fail("%s", error);
-	if ((set = calloc(1, sizeof(*set))) == NULL)
+	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return adm_fail("out of memory");
-	for (i = 0; i < N_BUILDERS && r == ADM_OK; i++)
-		r = builders[i].build(ctx, d, set);
+	j->ctx = ctx;
+	j->cfg = &ctx->cfg;
+	j->domain = d;
+	j->host_in_zone = host_in_zone(ctx->cfg.hostname, d);
+	j->ip4.family = AF_INET;
+	j->ip4.key = "public_ip";
+	j->ip6.family = AF_INET6;
+	j->ip6.key = "public_ip6";
+	r = addrs_config(j->cfg, ctx->cfg.public_ip, &j->ip4);
 	if (r == ADM_OK)
-		r = ctx->json ? print_json(set) : print_text(d, set);
-	set_free(set);
-	free(set);
+		r = addrs_config(j->cfg, ctx->cfg.public_ip6, &j->ip6);
+	if (r == ADM_OK)
+		addrs_discover(&j->ip4, &j->ip6);
+	for (i = 0; i < dns_nbuilders && r == ADM_OK; i++)
+		r = dns_builders[i].build(j);
+	if (r == ADM_OK)
+		r = ctx->json ? print_json(&j->set) : print_text(d, &j->set);
+	set_free(&j->set);
+	free(j);
 	return r;
 }
