@@ -192,8 +192,12 @@ def test_dkim_keygen_and_dns_print_the_record(a_nostart):
     assert again == rec, f"`mailadm dns a.test` prints {again!r}, keygen printed {rec!r}"
 
 
-def test_dkim_signed_and_verifiable_at_b(net, a_nostart, b):
+def test_dkim_signed_and_verifiable_at_b(net, a_nostart, b_nostart):
     a = a_nostart
+    b = b_nostart
+    # B judges mail from outside: its own DKIM verification must pass too
+    reconfigure(b, policy={"spf": "on", "dkim_verify": "on", "dmarc": "on"})
+    b.start_smtpd()
     net.append_zone("a.test", keygen(a))
     r = net.dns_query("s1._domainkey.a.test", "TXT")
     assert r.rr and b"".join(r.rr[0].rdata.data).startswith(b"v=DKIM1"), \
@@ -216,6 +220,11 @@ def test_dkim_signed_and_verifiable_at_b(net, a_nostart, b):
     crlf = d.data.replace(b"\n", b"\r\n")
     assert dkim.verify(crlf, dnsfunc=txt), \
         f"python3-dkim does not verify the message as B stored it:\n{d.data[:2000].decode()}"
+    ar = " ".join(header(d, "Authentication-Results").split())
+    assert ar.startswith("mx.b.test;"), f"B's Authentication-Results: {ar!r}"
+    assert "dkim=pass header.d=a.test header.s=s1" in ar, \
+        f"B did not verify A's signature: Authentication-Results: {ar!r}"
+    assert "spf=pass" in ar, f"Authentication-Results: {ar!r}"
 
 
 # ---------------------------------------------------------------- (d) queue, retry, flush
