@@ -217,7 +217,15 @@ deliver_all(struct attempt *a)
 			break;
 		queue_remote(a, which, n,
 		    domain_of(a->env.rcpts[a->ar[i].idx].address));
-		save_progress(a);
+		/*
+		 * Record what was sent before the next transaction; after
+		 * the last one the end of the attempt records everything
+		 * (or removes the entry) anyway.
+		 */
+		for (j = i + 1; j < a->nar && done[j]; j++)
+			;
+		if (j < a->nar)
+			save_progress(a);
 	}
 out:
 	free(which);

@@ -77,10 +77,18 @@ find(struct sched *s, const char *id)
 	return NULL;
 }
 
+/*
+ * Keeps the order: entries are learnt oldest first (ids begin with the
+ * time) and dispatch() takes them in array order, so under a steady
+ * stream the oldest mail goes first instead of the newest.
+ */
 static void
 forget(struct sched *s, struct qent *q)
 {
-	*q = s->e[--s->n];
+	size_t i = (size_t)(q - s->e);
+
+	memmove(q, q + 1, (s->n - i - 1) * sizeof(*q));
+	s->n--;
 }
 
 /* Add or refresh id from its envelope (a new entry, or after a rescan). */
@@ -533,6 +541,9 @@ queue_runner_main(int debug)
 	unsigned i;
 
 	log_init("smtpd", debug);
+	/* exec of /proc/self/exe names the process "exe"; ps and pgrep
+	 * should see smtpd */
+	(void)prctl(PR_SET_NAME, "smtpd");
 	if (read_config(&s.r.cfg) < 0)
 		log_fatal("queue: no configuration from smtpd");
 	/* an ignored signal never reaches a signalfd: default, then blocked */
