@@ -65,6 +65,7 @@ static const struct keydef keys[] = {
 	{ SEC_SMTPD, "relayhost_user", KT_STR, F(relayhost_user) },
 	{ SEC_SMTPD, "relayhost_password", KT_STR, F(relayhost_password) },
 	{ SEC_SMTPD, "relayhost_password_file", KT_STR, F(relayhost_password_file) },
+	{ SEC_SMTPD, "relayhost_tls_verify", KT_ONOFF, F(relayhost_tls_verify) },
 	{ SEC_SMTPD, "outbound_ip_family", KT_IPFAMILY, F(outbound_ip_family) },
 	{ SEC_SMTPD, "outbound_ip", KT_IP4, F(outbound_ip) },
 	{ SEC_SMTPD, "outbound_ip6", KT_IP6, F(outbound_ip6) },
@@ -166,6 +167,7 @@ config_defaults(struct config *cfg)
 	cfg->max_recipients = 100;
 	cfg->delivery_threads = 32;
 	cfg->outbound_connections = 20;
+	cfg->relayhost_tls_verify = 1;
 
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 143, LISTEN_IMAP);
 	add_default_listen(&cfg->imapd_listen, "0.0.0.0", 993, LISTEN_IMAPS);

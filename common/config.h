@@ -64,6 +64,7 @@ struct config {
 	char relayhost_user[256];
 	char relayhost_password[256];
 	char relayhost_password_file[CONFIG_STR_MAX];	/* first line */
+	int relayhost_tls_verify;	/* with a relayhost_user: check its certificate */
 	int outbound_ip_family;		/* enum ip_family */
 	char outbound_ip[64];		/* source address, "" = kernel's */
 	char outbound_ip6[64];

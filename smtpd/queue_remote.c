@@ -150,8 +150,13 @@ try_address(struct attempt *a, const size_t *which, size_t n,
 	o.ssl_ctx = r->ssl;
 	o.tls = SMTPC_TLS_OPPORTUNISTIC;
 	if (r->relay_host[0] != '\0' && r->cfg.relayhost_user[0] != '\0') {
-		/* A password only ever goes over TLS. */
+		/*
+		 * A password only ever goes over TLS, and (unless the admin
+		 * said otherwise) only to a server whose certificate proves
+		 * it is the relayhost: else anyone on the path collects it.
+		 */
 		o.tls = SMTPC_TLS_REQUIRED;
+		o.tls_verify = r->cfg.relayhost_tls_verify;
 		o.auth_user = r->cfg.relayhost_user;
 		o.auth_pass = r->relay_pass;
 	}

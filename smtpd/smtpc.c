@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/x509.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -257,6 +258,13 @@ starttls(struct smtpc *c, const struct smtpc_opts *o, struct smtpc_reply *r)
 	smtpc_rparser_reset(&c->rp);
 	if (tls_handshake(c, o, r) < 0)
 		return SMTPC_TEMP;
+	if (o->tls_verify && !c->verified) {
+		c->broken = 1;
+		local_reply(r, 0, "4.7.5", "TLS certificate of %s does not "
+		    "verify: %s", c->peer, X509_verify_cert_error_string(
+		    SSL_get_verify_result(c->ssl)));
+		return SMTPC_TEMP;
+	}
 	/* RFC 3207 4.2: forget everything learnt in plaintext */
 	return hello(c, r);
 }

@@ -41,6 +41,12 @@ struct smtpc_opts {
 	 * A server that offers no AUTH at all gets the mail without it.
 	 */
 	const char *auth_user, *auth_pass;
+	/*
+	 * Refuse (SMTPC_TEMP, 4.7.5) a certificate that does not verify
+	 * against the system CAs and sni, before anything else is sent:
+	 * for a smarthost that gets our password.
+	 */
+	int tls_verify;
 	/* seconds; 0 takes the default in brackets */
 	unsigned timeout_connect;	/* [30] */
 	unsigned timeout_greeting;	/* [300] */

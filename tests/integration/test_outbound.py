@@ -373,7 +373,9 @@ def test_relayhost_with_auth(tmp_path, a_nostart, b_nostart, how):
     b.mailadm("domain", "add", "a.test", check=True)
     b.add_user(ALICE, "alice-at-b-pw")
     b.start_smtpd()
-    sm = {"relayhost": f"{B_HOST}:{b.submission_port}", "relayhost_user": ALICE}
+    # B's certificate is self-signed: the admin has to say so
+    sm = {"relayhost": f"{B_HOST}:{b.submission_port}", "relayhost_user": ALICE,
+          "relayhost_tls_verify": "off"}
     if how == "password":
         sm["relayhost_password"] = "alice-at-b-pw"
     else:
@@ -390,6 +392,31 @@ def test_relayhost_with_auth(tmp_path, a_nostart, b_nostart, how):
     assert f"Authenticated sender: {ALICE}" in rec and "ESMTPSA" in rec, \
         f"B's Received header {rec!r}: A did not authenticate to the relayhost"
     wait_queue_empty(a)
+
+
+def test_relayhost_password_never_goes_to_an_unverified_server(a_nostart, b_nostart):
+    """relayhost_tls_verify is on by default: B's self-signed certificate
+    does not verify, so A sends neither the password nor the mail."""
+    a, b = a_nostart, b_nostart
+    b.mailadm("domain", "add", "a.test", check=True)
+    b.add_user(ALICE, "alice-at-b-pw")
+    b.start_smtpd()
+    reconfigure(a, smtpd={"relayhost": f"{B_HOST}:{b.submission_port}",
+                          "relayhost_user": ALICE,
+                          "relayhost_password": "alice-at-b-pw"})
+    a.start_smtpd()
+    msgid, msg = message(ALICE, ERIN, "must wait")
+
+    submit(a, [ERIN], msg)
+
+    def failed_once():
+        q = queue_list(a)
+        return q if q and q[0].get("attempts", 0) >= 1 else None
+    q = buzon.wait_until(failed_once, t(20), interval=0.2,
+                         what="a failed attempt in A's queue")
+    assert "certificate" in q[0]["last_error"], q[0]
+    assert [r["status"] for r in q[0]["recipients"]] == ["pending"], q[0]
+    assert b.messages(ERIN) == [], "B got the mail from an unverified TLS session"
 
 
 def test_relayhost_without_auth_to_port_25(a_nostart, b):
