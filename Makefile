@@ -118,6 +118,7 @@ run: all
 
 bench: all
 	$(PYTHON) bench/smtp_inbound
+	$(PYTHON) bench/smtp_inbound_policy
 	$(PYTHON) bench/smtp_outbound
 	$(PYTHON) bench/imap_idle --connections 10000 --fast-hash
 	$(PYTHON) bench/imap_mix --clients 1,10,50 --transports tls \
