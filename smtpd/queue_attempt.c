@@ -13,6 +13,7 @@
 #include "../common/db_dkim.h"
 #include "../common/log.h"
 #include "../common/srs.h"
+#include "../store/mbox_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,20 +62,6 @@ is_local_domain(struct attempt *a, const char *domain)
 	return db_domain_is_local(a->w->db, domain);
 }
 
-/* The header block: up to and including the blank line (or all). */
-static size_t
-header_len(const char *msg, size_t len)
-{
-	size_t i;
-
-	if (len > 0 && msg[0] == '\n')
-		return 1;
-	for (i = 1; i < len; i++)
-		if (msg[i] == '\n' && msg[i - 1] == '\n')
-			return i + 1;
-	return len;
-}
-
 /*
  * The author domain, when the header has exactly one From: we can read:
  * only then is it ours to sign.
@@ -85,7 +72,7 @@ from_domain(const char *msg, size_t len, char *out, size_t outsz)
 	struct smtp_header_info info;
 	struct mailaddr m;
 	struct buf scratch;
-	size_t hl = header_len(msg, len);
+	size_t hl = mbox_header_len(msg, len);
 	int r = -1;
 
 	buf_init(&scratch, hl + 16);

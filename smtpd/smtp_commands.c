@@ -297,9 +297,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&args.to, shown, sizeof(shown));
-	/* the DNSBL verdict stands even with spf/dkim/dmarc off */
-	if ((smtp_policy_applies(s) || s->dnsbl.listed) &&
-	    smtp_policy_rcpt(s, shown))
+	if (smtp_policy_rcpt(s, shown))
 		return;
 	smtp_cmd_rcpt_resolve(s, &args.to, shown);
 }

@@ -149,8 +149,10 @@ smtp_policy_mail(struct smtp_session *s)
 }
 
 /*
- * RCPT from outside: the DNSBL verdict (when it waits for RCPT) and the
- * SPF verdict.  1 when answered (refused), 0 to go on.
+ * RCPT: the DNSBL verdict (when it waits for RCPT; it stands even with
+ * spf/dkim/dmarc off) and the SPF verdict.  Nothing applies to a
+ * session that was never looked up or checked (submission).  1 when
+ * answered (refused), 0 to go on.
  */
 int
 smtp_policy_rcpt(struct smtp_session *s, const char *shown)
